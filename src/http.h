@@ -1,0 +1,64 @@
+/*
+ * http.h: shared libcurl plumbing for wsctl's outbound HTTP (Docker, S3).
+ *
+ * One blocking request at a time per process, on a lazily created CURL easy
+ * handle that is kept for the life of the process so that connections are
+ * reused. http_perform() never throws for a transport or HTTP problem: it
+ * reports it in the returned HttpResponse. Memory comes from
+ * CurrentMemoryContext. Nothing here logs URLs, headers or bodies, so
+ * credentials carried in headers never reach the server log.
+ */
+#ifndef WSCTL_HTTP_H
+#define WSCTL_HTTP_H
+
+#include "postgres.h"
+
+#include <curl/curl.h>
+
+#include "lib/stringinfo.h"
+
+/* Defaults callers may use for HttpRequest's timeouts. */
+#define HTTP_CONNECT_TIMEOUT_MS		5000L
+#define HTTP_DEFAULT_TIMEOUT_MS		30000L
+#define HTTP_LONG_TIMEOUT_MS		120000L
+
+/* Cap on a buffered response body when max_response_bytes is 0. */
+#define HTTP_DEFAULT_MAX_RESPONSE	((size_t) 64 * 1024 * 1024)
+
+typedef struct HttpRequest
+{
+	const char *method;			/* "GET", "POST", "PUT", "DELETE", "HEAD" */
+	const char *url;			/* full URL; its host must be a literal address */
+	const char *unix_socket_path;	/* connect here instead of the URL's host;
+									 * NULL for TCP */
+	struct curl_slist *headers; /* extra request headers, or NULL; not freed */
+	const char *body;			/* request body bytes, or NULL for none */
+	size_t		body_len;
+	long		connect_timeout_ms; /* 0 means HTTP_CONNECT_TIMEOUT_MS */
+	long		timeout_ms;		/* whole request; 0 means HTTP_DEFAULT_TIMEOUT_MS */
+	size_t		max_response_bytes; /* 0 means HTTP_DEFAULT_MAX_RESPONSE */
+} HttpRequest;
+
+typedef struct HttpResponse
+{
+	bool		ok;				/* an HTTP response was received */
+	CURLcode	curl_code;		/* CURLE_OK when ok */
+	char	   *error;			/* one-line transport error when !ok, else NULL */
+	long		status;			/* HTTP status, 0 when !ok */
+	StringInfo	body;			/* response body, never NULL */
+	StringInfo	headers;		/* raw header lines of the final response */
+} HttpResponse;
+
+extern HttpResponse http_perform(const HttpRequest *request);
+
+/* Value of a response header (case-insensitive name), palloc'd, or NULL. */
+extern char *http_response_header(const HttpResponse *response,
+								  const char *name);
+
+/* Percent-encode a string for use in a URL path segment or query value. */
+extern char *http_escape(const char *str);
+
+/* Whether host (as written in a URL, IPv6 in brackets) is a loopback literal. */
+extern bool http_host_is_loopback(const char *host);
+
+#endif							/* WSCTL_HTTP_H */

@@ -1,0 +1,79 @@
+-- 10_tables.sql: the workspaces table and its partial indexes (SPEC 3.2, 3.7).
+
+CREATE TABLE wsctl.workspaces (
+	id                  uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+	owner_user_id       uuid NOT NULL,
+	name                varchar(255) NOT NULL,
+	description         text,
+	memo                text,
+	image_ref           varchar(512) NOT NULL,
+	instance_backend    wsctl.instance_backend NOT NULL DEFAULT 'local-docker',
+	storage_backend     wsctl.storage_backend NOT NULL DEFAULT 'docker-volume',
+	home_store_key      varchar(512) NOT NULL,
+	home_ctx            jsonb,
+	observed_status     wsctl.status NOT NULL DEFAULT 'PENDING',
+	operation           wsctl.operation NOT NULL DEFAULT 'NONE',
+	op_started_at       timestamptz,
+	op_id               uuid,
+	desired_state       wsctl.status NOT NULL DEFAULT 'RUNNING',
+	archive_key         varchar(512),
+	observed_at         timestamptz,
+	last_access_at      timestamptz,
+	standby_ttl_seconds int NOT NULL DEFAULT 300,
+	archive_ttl_seconds int NOT NULL DEFAULT 86400,
+	error_message       text,
+	error_info          jsonb,
+	error_count         int NOT NULL DEFAULT 0,
+	previous_status     wsctl.status,
+	created_at          timestamptz NOT NULL DEFAULT now(),
+	updated_at          timestamptz NOT NULL DEFAULT now(),
+	deleted_at          timestamptz,
+
+	CONSTRAINT workspaces_desired_state_check
+		CHECK (desired_state IN ('PENDING', 'STANDBY', 'RUNNING')),
+	CONSTRAINT workspaces_home_store_key_check
+		CHECK (home_store_key = 'ws-' || id::text || '-home'),
+	CONSTRAINT workspaces_error_count_check CHECK (error_count >= 0),
+	CONSTRAINT workspaces_error_info_check
+		CHECK (error_info IS NULL OR jsonb_typeof(error_info) = 'object')
+);
+
+COMMENT ON TABLE wsctl.workspaces IS
+	'One row per workspace; each column has one owning component (docs/ownership.md)';
+COMMENT ON COLUMN wsctl.workspaces.observed_status IS 'Last observed status (health_monitor)';
+COMMENT ON COLUMN wsctl.workspaces.operation IS 'Operation in progress (reconciler)';
+COMMENT ON COLUMN wsctl.workspaces.op_id IS 'Idempotency key of the current operation, kept across retries and in ERROR (reconciler)';
+COMMENT ON COLUMN wsctl.workspaces.desired_state IS 'Target state: PENDING, STANDBY or RUNNING (api, ttl_manager)';
+COMMENT ON COLUMN wsctl.workspaces.archive_key IS 'Key of the committed archive in S3 (reconciler)';
+COMMENT ON COLUMN wsctl.workspaces.error_info IS 'Structured error: reason, message, is_terminal, operation, error_count, context, occurred_at';
+COMMENT ON COLUMN wsctl.workspaces.deleted_at IS 'Soft-delete time (api); the row stays for the archive GC';
+
+-- TTL manager polling (SPEC 3.7).
+CREATE INDEX idx_workspaces_ttl_check ON wsctl.workspaces (observed_status)
+	WHERE deleted_at IS NULL AND observed_status IN ('RUNNING', 'STANDBY') AND operation = 'NONE';
+
+-- Reconciler work list: live rows not converged or in flight, and deleted
+-- rows whose deletion has not finished. This is the one index that also
+-- covers deleted rows: DELETING is driven by deleted_at (DESIGN section 2).
+CREATE INDEX idx_workspaces_reconcile ON wsctl.workspaces (id)
+	WHERE (deleted_at IS NULL AND (observed_status <> desired_state OR operation <> 'NONE'))
+	   OR (deleted_at IS NOT NULL AND (observed_status <> 'DELETED' OR operation <> 'NONE'));
+
+-- Operations in progress.
+CREATE INDEX idx_workspaces_operation ON wsctl.workspaces (operation)
+	WHERE deleted_at IS NULL AND operation <> 'NONE';
+
+-- Running-slot counts (per user and global): a slot is claimed by a
+-- request to run, an observed RUNNING container, or a STARTING claim
+-- (DESIGN section 4, I27).
+-- A deleted workspace whose container still runs keeps its slot until the
+-- container is gone.
+CREATE INDEX idx_workspaces_user_running ON wsctl.workspaces (owner_user_id)
+	WHERE (deleted_at IS NULL AND desired_state = 'RUNNING')
+	   OR observed_status = 'RUNNING' OR operation = 'STARTING';
+CREATE INDEX idx_workspaces_running ON wsctl.workspaces (id)
+	WHERE (deleted_at IS NULL AND desired_state = 'RUNNING')
+	   OR observed_status = 'RUNNING' OR operation = 'STARTING';
+
+CREATE INDEX idx_workspaces_owner ON wsctl.workspaces (owner_user_id, created_at)
+	WHERE deleted_at IS NULL;

@@ -1,0 +1,49 @@
+-- 90_privileges.sql: who may call what (DESIGN section 3).
+--
+-- Roles are cluster-wide, so they are not members of the extension:
+-- CREATE EXTENSION creates them when missing and DROP EXTENSION leaves them
+-- (with no privileges left); docs/installation.md says how to drop them.
+--   wsctl_api    EXECUTE on the API functions, SELECT on wsctl.workspace_info
+--   wsctl_admin  wsctl_api plus recover_workspace
+-- Nobody but the extension owner can write wsctl.workspaces directly.
+
+DO $$
+BEGIN
+	IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'wsctl_api') THEN
+		CREATE ROLE wsctl_api NOLOGIN;
+	END IF;
+	IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'wsctl_admin') THEN
+		CREATE ROLE wsctl_admin NOLOGIN;
+	END IF;
+END
+$$;
+
+REVOKE ALL ON ALL TABLES IN SCHEMA wsctl FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA wsctl FROM PUBLIC;
+
+GRANT USAGE ON SCHEMA wsctl TO wsctl_api, wsctl_admin;
+GRANT wsctl_api TO wsctl_admin;
+
+GRANT SELECT ON wsctl.workspace_info TO wsctl_api;
+
+GRANT EXECUTE ON FUNCTION
+	wsctl.create_workspace(uuid, text, text, wsctl.status, text, text, int, int),
+	wsctl.set_desired_state(uuid, wsctl.status),
+	wsctl.delete_workspace(uuid),
+	wsctl.update_workspace(uuid, text, text, text, int, int),
+	wsctl.get_workspace(uuid),
+	wsctl.list_workspaces(uuid),
+	wsctl.wake_workspace(uuid),
+	-- The pure state-machine functions are safe for anyone who can see the schema.
+	wsctl.status_level(wsctl.status),
+	wsctl.plan_operation(wsctl.status, wsctl.status, text, timestamptz),
+	wsctl.operation_target(wsctl.operation),
+	wsctl.operation_complete(wsctl.operation, wsctl.status, text, uuid, uuid),
+	wsctl.archive_key_for(uuid, uuid),
+	wsctl.display_status(wsctl.status, text),
+	wsctl.effective_status(wsctl.status, jsonb),
+	wsctl.request_allowed(wsctl.status, wsctl.operation, text),
+	wsctl.valid_image_ref(text)
+	TO wsctl_api;
+
+GRANT EXECUTE ON FUNCTION wsctl.recover_workspace(uuid) TO wsctl_admin;

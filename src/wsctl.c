@@ -1,0 +1,148 @@
+/*
+ * wsctl.c: entry point of the wsctl extension.
+ *
+ * _PG_init defines the settings, sets up shared memory and registers the
+ * background workers. The library must be preloaded: the workers and the
+ * shared memory exist only when the postmaster loads it at start-up.
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "postmaster/bgworker.h"
+#include "utils/guc.h"
+
+#include "docker.h"
+#include "shmem.h"
+#include "wsctl.h"
+#include "workers.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+char	   *wsctl_database = NULL;
+char	   *wsctl_docker_host = NULL;
+char	   *wsctl_container_network = NULL;
+char	   *wsctl_container_mount_path = NULL;
+static char *wsctl_component_setting = NULL;
+int			wsctl_health_interval_ms = 30000;
+int			wsctl_reconcile_interval_ms = 10000;
+int			wsctl_max_retries = 3;
+int			wsctl_retry_delay_ms = 30000;
+int			wsctl_timeout_provisioning_ms = 5 * 60 * 1000;
+int			wsctl_timeout_restoring_ms = 30 * 60 * 1000;
+int			wsctl_timeout_starting_ms = 5 * 60 * 1000;
+int			wsctl_timeout_stopping_ms = 5 * 60 * 1000;
+int			wsctl_timeout_archiving_ms = 30 * 60 * 1000;
+int			wsctl_timeout_deleting_ms = 5 * 60 * 1000;
+int			wsctl_max_concurrent_operations = 10;
+static int	wsctl_max_running_per_user = 2;
+static int	wsctl_max_running_global = 100;
+
+/* wsctl.component accepts '' or one of the wsctl.component enum labels. */
+static bool
+check_component(char **newval, void **extra, GucSource source)
+{
+	static const char *const valid[] = {
+		"", "api", "ttl_manager", "health_monitor", "reconciler", "admin"
+	};
+
+	for (int i = 0; i < lengthof(valid); i++)
+		if (strcmp(*newval, valid[i]) == 0)
+			return true;
+	GUC_check_errdetail("Valid components are api, ttl_manager, health_monitor, reconciler and admin.");
+	return false;
+}
+
+static void
+define_interval(const char *name, const char *desc, int *var, int boot_ms,
+				int min_ms, GucContext context)
+{
+	DefineCustomIntVariable(name, desc, NULL, var, boot_ms, min_ms, INT_MAX,
+							context, GUC_UNIT_MS, NULL, NULL, NULL);
+}
+
+static void
+define_settings(void)
+{
+	DefineCustomStringVariable("wsctl.database",
+							   "Database the wsctl background workers connect to.",
+							   NULL, &wsctl_database, "postgres",
+							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("wsctl.docker_host",
+							   "Docker Engine API endpoint: unix:///path or tcp://127.0.0.1:PORT.",
+							   NULL, &wsctl_docker_host, "unix:///var/run/docker.sock",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("wsctl.container_network",
+							   "Docker network mode of workspace containers.",
+							   NULL, &wsctl_container_network, "none",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("wsctl.container_mount_path",
+							   "Where the home volume is mounted in a workspace container.",
+							   NULL, &wsctl_container_mount_path, "/home/coder",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("wsctl.component",
+							   "The component that writes wsctl.workspaces in this transaction.",
+							   "Set by the API functions and the workers; checked by the ownership trigger.",
+							   &wsctl_component_setting, "",
+							   PGC_USERSET, GUC_NOT_IN_SAMPLE, check_component, NULL, NULL);
+
+	define_interval("wsctl.health_interval", "HealthMonitor tick.",
+					&wsctl_health_interval_ms, 30000, 10, PGC_SIGHUP);
+	define_interval("wsctl.reconcile_interval",
+					"StateReconciler tick (it is also woken at COMMIT).",
+					&wsctl_reconcile_interval_ms, 10000, 10, PGC_SIGHUP);
+	define_interval("wsctl.retry_delay", "Fixed delay before an operation is retried.",
+					&wsctl_retry_delay_ms, 30000, 0, PGC_SIGHUP);
+	define_interval("wsctl.timeout_provisioning", "PROVISIONING timeout.",
+					&wsctl_timeout_provisioning_ms, 5 * 60 * 1000, 100, PGC_SIGHUP);
+	define_interval("wsctl.timeout_restoring", "RESTORING timeout.",
+					&wsctl_timeout_restoring_ms, 30 * 60 * 1000, 100, PGC_SIGHUP);
+	define_interval("wsctl.timeout_starting", "STARTING timeout.",
+					&wsctl_timeout_starting_ms, 5 * 60 * 1000, 100, PGC_SIGHUP);
+	define_interval("wsctl.timeout_stopping", "STOPPING timeout.",
+					&wsctl_timeout_stopping_ms, 5 * 60 * 1000, 100, PGC_SIGHUP);
+	define_interval("wsctl.timeout_archiving", "ARCHIVING timeout.",
+					&wsctl_timeout_archiving_ms, 30 * 60 * 1000, 100, PGC_SIGHUP);
+	define_interval("wsctl.timeout_deleting", "DELETING timeout.",
+					&wsctl_timeout_deleting_ms, 5 * 60 * 1000, 100, PGC_SIGHUP);
+
+	DefineCustomIntVariable("wsctl.max_retries",
+							"Retries of a failed operation before RetryExceeded.",
+							NULL, &wsctl_max_retries, 3, 0, 100,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("wsctl.max_concurrent_operations",
+							"Operation workers running at once.",
+							NULL, &wsctl_max_concurrent_operations, 10, 1,
+							WSCTL_MAX_OPERATION_SLOTS,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("wsctl.max_running_per_user",
+							"Running slots per owner.",
+							NULL, &wsctl_max_running_per_user, 2, 0, 1000000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("wsctl.max_running_global",
+							"Running slots in the whole system.",
+							NULL, &wsctl_max_running_global, 100, 0, 1000000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("wsctl");
+}
+
+void
+_PG_init(void)
+{
+	if (IsBinaryUpgrade)
+		return;
+	if (!process_shared_preload_libraries_in_progress)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("wsctl must be loaded via shared_preload_libraries"),
+				 errhint("Add wsctl to shared_preload_libraries in postgresql.conf and restart the server.")));
+
+	define_settings();
+	wsctl_shmem_init();
+	wsctl_register_workers();
+}
