@@ -37,7 +37,7 @@ static uint64 docker_requests = 0;
 /* Where wsctl.docker_host points. */
 typedef struct DockerEndpoint
 {
-	char	   *base_url;		/* "http://127.0.0.1:2375" or "http://localhost" */
+	char	   *base_url;		/* "http://127.0.0.1:2375", "http://localhost" */
 	char	   *socket_path;	/* unix socket path, or NULL for TCP */
 } DockerEndpoint;
 
@@ -257,7 +257,7 @@ docker_endpoint(DockerEndpoint *ep, char **error)
 		}
 		if (!http_host_is_loopback(host))
 		{
-			*error = psprintf("wsctl.docker_host: \"%s\" is not a loopback address (only 127.0.0.0/8 and [::1] are allowed)",
+			*error = psprintf("wsctl.docker_host: \"%s\" is not a loopback address literal (only 127.0.0.0/8 and [::1] are allowed)",
 							  docker_short_text(host));
 			return false;
 		}
@@ -270,16 +270,24 @@ docker_endpoint(DockerEndpoint *ep, char **error)
 
 /*
  * The classification shared by every call. Messages name the method and the
- * path (without the query), never the host or headers.
+ * path (without the query), never headers. libcurl's text for a unix socket
+ * that refuses names "localhost port 80", so that case names the socket.
  */
 static DockerResult
-docker_classify(const char *method, const char *path,
+docker_classify(const char *method, const char *path, const char *socket_path,
 				const HttpResponse *resp, char **docker_message)
 {
 	long		status = resp->status;
 	DockerResultKind kind;
 
 	*docker_message = NULL;
+	if (!resp->ok && resp->curl_code == CURLE_COULDNT_CONNECT &&
+		socket_path != NULL)
+		return docker_failure(DOCKER_UNREACHABLE, 0, NULL,
+							  psprintf("Docker %s %s: cannot connect to unix socket %s: %s",
+									   method, path, socket_path,
+									   resp->os_errno ? strerror(resp->os_errno) :
+									   resp->error));
 	if (!resp->ok)
 		return docker_failure(DOCKER_UNREACHABLE, 0, NULL,
 							  psprintf("Docker %s %s: %s", method, path,
@@ -344,7 +352,8 @@ docker_call(const char *method, const char *path, const char *query,
 	curl_slist_free_all(req.headers);
 
 	reply.body = resp.body;
-	reply.result = docker_classify(method, path, &resp, &reply.docker_message);
+	reply.result = docker_classify(method, path, ep.socket_path, &resp,
+								   &reply.docker_message);
 	elog(DEBUG2, "wsctl: Docker %s %s -> %ld", method, path, resp.status);
 	return reply;
 }
@@ -529,7 +538,9 @@ docker_list_volumes(List **out)
 
 	/* "Volumes" is null, not [], on some engines when there are none */
 	volumes = json_get_container(&jb->root, "Volumes");
-	for (uint32 i = 0; json_is_array(volumes) && i < JsonContainerSize(volumes); i++)
+	if (!json_is_array(volumes))
+		volumes = NULL;
+	for (uint32 i = 0; volumes != NULL && i < JsonContainerSize(volumes); i++)
 	{
 		JsonbContainer *volume = json_array_container(volumes, i);
 		char	   *workspace_id;
@@ -615,7 +626,8 @@ container_settings_valid(const char *image_ref, DockerResult *result)
 
 	if (image_ref == NULL || image_ref[0] == '\0')
 		problem = "no image given";
-	else if (wsctl_container_network == NULL || wsctl_container_network[0] == '\0')
+	else if (wsctl_container_network == NULL ||
+			 wsctl_container_network[0] == '\0')
 		problem = "wsctl.container_network is empty";
 	else if (wsctl_container_mount_path == NULL ||
 			 wsctl_container_mount_path[0] != '/')
@@ -653,7 +665,8 @@ docker_create_container(const char *workspace_id, const char *image_ref)
 							  psprintf("image \"%s\" is not on the Docker host, and wsctl does not pull images",
 									   docker_short_text(image_ref)));
 	if (result.http_status == 409)
-		return docker_failure(DOCKER_ACTION_FAILED, 409, "CONTAINER_CREATE_FAILED",
+		return docker_failure(DOCKER_ACTION_FAILED, 409,
+							  "CONTAINER_CREATE_FAILED",
 							  psprintf("container %s already exists", name));
 
 	/* a 404 here is about the image or network, not about our container */

@@ -368,7 +368,13 @@ http_perform(const HttpRequest *request)
 				  psprintf("curl_easy_setopt(%s) failed: %s",
 						   xfer.failed_option, curl_easy_strerror(rc)));
 	else if ((rc = curl_easy_perform(h)) != CURLE_OK)
+	{
+		long		os_errno = 0;
+
 		http_fail(&response, rc, http_perform_error(&xfer, rc));
+		if (curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno) == CURLE_OK)
+			response.os_errno = (int) os_errno;
+	}
 	else if ((rc = curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE,
 									 &response.status)) != CURLE_OK)
 		http_fail(&response, rc,

@@ -28,14 +28,14 @@
 typedef struct HttpRequest
 {
 	const char *method;			/* "GET", "POST", "PUT", "DELETE", "HEAD" */
-	const char *url;			/* full URL; its host must be a literal address */
+	const char *url;			/* full URL, host as a literal address */
 	const char *unix_socket_path;	/* connect here instead of the URL's host;
 									 * NULL for TCP */
 	struct curl_slist *headers; /* extra request headers, or NULL; not freed */
 	const char *body;			/* request body bytes, or NULL for none */
 	size_t		body_len;
 	long		connect_timeout_ms; /* 0 means HTTP_CONNECT_TIMEOUT_MS */
-	long		timeout_ms;		/* whole request; 0 means HTTP_DEFAULT_TIMEOUT_MS */
+	long		timeout_ms;		/* whole request; 0: HTTP_DEFAULT_TIMEOUT_MS */
 	size_t		max_response_bytes; /* 0 means HTTP_DEFAULT_MAX_RESPONSE */
 } HttpRequest;
 
@@ -43,7 +43,8 @@ typedef struct HttpResponse
 {
 	bool		ok;				/* an HTTP response was received */
 	CURLcode	curl_code;		/* CURLE_OK when ok */
-	char	   *error;			/* one-line transport error when !ok, else NULL */
+	int			os_errno;		/* errno of a failed connect, or 0 */
+	char	   *error;			/* one-line transport error, NULL when ok */
 	long		status;			/* HTTP status, 0 when !ok */
 	StringInfo	body;			/* response body, never NULL */
 	StringInfo	headers;		/* raw header lines of the final response */
@@ -58,7 +59,7 @@ extern char *http_response_header(const HttpResponse *response,
 /* Percent-encode a string for use in a URL path segment or query value. */
 extern char *http_escape(const char *str);
 
-/* Whether host (as written in a URL, IPv6 in brackets) is a loopback literal. */
+/* Whether host (as in a URL, IPv6 in brackets) is a loopback literal. */
 extern bool http_host_is_loopback(const char *host);
 
 #endif							/* WSCTL_HTTP_H */

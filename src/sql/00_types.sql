@@ -1,11 +1,15 @@
 -- 00_types.sql: wsctl's enums.
 --
--- The extension's objects live in schema wsctl (created by CREATE EXTENSION
--- from the control file). This file is the first of the ordered sources that
--- the Makefile concatenates into wsctl--<version>.sql.
+-- The extension's objects live in schema wsctl, which the script creates
+-- so that it is a member of the extension and DROP EXTENSION removes it
+-- (the control file names pg_catalog, as pg_cron does, so that nothing
+-- lands in whatever schema happens to be first in search_path).
+-- This file is the first of the ordered sources that the Makefile
+-- concatenates into wsctl--<version>.sql.
 
 \echo Use "CREATE EXTENSION wsctl" to load this file. \quit
 
+CREATE SCHEMA wsctl;
 COMMENT ON SCHEMA wsctl IS 'wsctl: workspace control plane (state machine, SQL API, workers)';
 
 -- Observed status. PENDING < STANDBY < RUNNING are ordered (status_level);
