@@ -1,11 +1,116 @@
 /*
- * workers.c: registration of wsctl's static background workers.
+ * workers.c: registration of wsctl's static background workers, and the
+ * wsctl.workers view's data.
  */
 #include "postgres.h"
 
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "postmaster/bgworker.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+#include "shmem.h"
 #include "workers.h"
+#include "wsctl.h"
+
+PG_FUNCTION_INFO_V1(wsctl_worker_status);
+
+static const char *const component_names[WSCTL_NUM_COMPONENTS] = {
+	"health_monitor", "reconciler"
+};
+
+static void
+register_component(const char *name, const char *function)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 1;	/* seconds; all state is in the table */
+	strlcpy(worker.bgw_library_name, "wsctl", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, function, BGW_MAXLEN);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "wsctl %s", name);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "wsctl %s", name);
+	RegisterBackgroundWorker(&worker);
+}
 
 void
 wsctl_register_workers(void)
 {
+	int			needed = WSCTL_NUM_COMPONENTS + wsctl_max_concurrent_operations;
+
+	register_component("health_monitor", "wsctl_health_monitor_main");
+	register_component("reconciler", "wsctl_reconciler_main");
+
+	if (max_worker_processes < needed + max_parallel_workers)
+		ereport(WARNING,
+				(errmsg("max_worker_processes (%d) is smaller than wsctl needs (%d) plus max_parallel_workers (%d)",
+						max_worker_processes, needed, max_parallel_workers),
+				 errhint("wsctl runs %d components and up to wsctl.max_concurrent_operations = %d operation workers; see docs/configuration.md.",
+						 WSCTL_NUM_COMPONENTS, wsctl_max_concurrent_operations)));
+}
+
+static Datum
+timestamp_or_null(TimestampTz t, bool *isnull)
+{
+	*isnull = (t == 0);
+	return TimestampTzGetDatum(t);
+}
+
+/* Rows of wsctl.workers: the components, then the busy operation slots. */
+Datum
+wsctl_worker_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (int c = 0; c < WSCTL_NUM_COMPONENTS; c++)
+	{
+		WsctlComponentStatus s = wsctl_status_get((WsctlComponent) c);
+		Datum		values[11];
+		bool		nulls[11] = {0};
+
+		values[0] = CStringGetTextDatum(component_names[c]);
+		values[1] = Int32GetDatum(s.pid);
+		nulls[1] = (s.pid == 0);
+		values[2] = BoolGetDatum(s.leader && s.pid != 0);
+		values[3] = timestamp_or_null(s.started_at, &nulls[3]);
+		values[4] = timestamp_or_null(s.last_tick, &nulls[4]);
+		values[5] = Int64GetDatum((int64) s.ticks);
+		values[6] = Float8GetDatum(s.last_tick_ms);
+		values[7] = Int64GetDatum((int64) s.docker_calls_last_tick);
+		values[8] = CStringGetTextDatum(s.last_error);
+		nulls[8] = (s.last_error[0] == '\0');
+		values[9] = timestamp_or_null(s.last_error_at, &nulls[9]);
+		nulls[10] = true;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	for (int i = 0; i < WSCTL_MAX_OPERATION_SLOTS; i++)
+	{
+		WsctlOpSlot s = wsctl_op_slot_get(i);
+		Datum		values[11];
+		bool		nulls[11] = {0};
+		static const char *const states[] = {"free", "launched", "acting", "succeeded", "failed"};
+
+		if (s.state == OP_SLOT_FREE)
+			continue;
+		values[0] = CStringGetTextDatum(psprintf("operation %s (%s)", s.operation, states[s.state]));
+		values[1] = Int32GetDatum(s.pid);
+		nulls[1] = (s.pid == 0);
+		values[2] = BoolGetDatum(false);
+		values[3] = timestamp_or_null(s.launched_at, &nulls[3]);
+		values[4] = timestamp_or_null(s.finished_at, &nulls[4]);
+		values[5] = Int64GetDatum(0);
+		nulls[6] = nulls[7] = true;
+		values[8] = CStringGetTextDatum(s.message);
+		nulls[8] = (s.message[0] == '\0');
+		nulls[9] = true;
+		values[10] = UUIDPGetDatum(&s.workspace_id);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
 }

@@ -6,3 +6,17 @@ LANGUAGE c VOLATILE
 AS 'MODULE_PATHNAME', 'wsctl_wake_reconciler';
 COMMENT ON FUNCTION wsctl._wake_reconciler() IS
 	'Wakes the StateReconciler when the current transaction commits (no effect if it aborts)';
+
+CREATE FUNCTION wsctl._worker_status(
+	OUT component text, OUT pid int, OUT leader bool, OUT started_at timestamptz,
+	OUT last_tick timestamptz, OUT ticks bigint, OUT last_tick_ms float8,
+	OUT docker_calls_last_tick bigint, OUT last_error text, OUT last_error_at timestamptz,
+	OUT workspace_id uuid)
+RETURNS SETOF record
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'wsctl_worker_status';
+COMMENT ON FUNCTION wsctl._worker_status() IS 'Data of the wsctl.workers view, from shared memory';
+
+CREATE VIEW wsctl.workers AS SELECT * FROM wsctl._worker_status();
+COMMENT ON VIEW wsctl.workers IS
+	'wsctl background workers: each component (pid, leader, ticks, last error) and each busy operation worker';

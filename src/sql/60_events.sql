@@ -16,7 +16,7 @@ AS $$
 		'operation', w.operation,
 		'desired_state', w.desired_state,
 		-- Bounded so the payload stays far below NOTIFY's 8000-byte limit.
-		'error_message', left(w.error_message, 1000),
+		'error_message', left(coalesce(w.error_message, w.error_info ->> 'message'), 1000),
 		'error_count', w.error_count,
 		'deleted', w.deleted_at IS NOT NULL,
 		'at', to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
