@@ -1,0 +1,112 @@
+# lib.sh: shared helpers of the integration tests (sourced by test/integration/*.t).
+#
+# Each .t file is a TAP producer run by `prove`. It talks to the real
+# services started by test/run-tests.sh, found through the environment:
+#   PGHOST PGPORT PGUSER   the PostgreSQL cluster (wsctl preloaded)
+#   WSCTL_IT_DB            database the workers run in (wsctl.database)
+#   WSCTL_PGDATA           its data directory (for restarts)
+#   DOCKER_HOST            the test dockerd's socket
+#   WSCTL_TEST_IMAGE       a locally built busybox image
+#   WSCTL_DOCKER_DIR       the test dockerd's directory (test/docker.sh)
+# Asynchronous behaviour is awaited by polling a condition with a deadline.
+
+set -uo pipefail
+: "${WSCTL_IT_DB:=wsctl_it}"
+: "${WSCTL_TEST_IMAGE:=wsctl-busybox:test}"
+export PGDATABASE="$WSCTL_IT_DB"
+export PGOPTIONS="-c client_min_messages=warning"
+
+tap_n=0
+tap_failed=0
+
+ok() { tap_n=$((tap_n + 1)); echo "ok $tap_n - $*"; }
+not_ok() { tap_n=$((tap_n + 1)); tap_failed=$((tap_failed + 1)); echo "not ok $tap_n - $*"; }
+diag() { echo "# $*"; }
+
+# check DESCRIPTION COMMAND...: ok when the command succeeds.
+check() { local d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
+
+# is DESCRIPTION GOT EXPECTED
+is() {
+	if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1"; diag "  got: '$2'"; diag "  expected: '$3'"; fi
+}
+
+done_testing() { echo "1..$tap_n"; exit $((tap_failed > 0)); }
+
+# q SQL: one value (or rows, |-separated) from the test database.
+q() { psql -X -A -t -q -v ON_ERROR_STOP=1 -c "$1"; }
+
+dk() { docker -H "$DOCKER_HOST" "$@"; }
+
+# wait_for SECONDS SQL: polls until SQL returns t; false at the deadline.
+wait_for() {
+	local deadline=$((SECONDS + $1)) sql=$2
+	while [ $SECONDS -lt $deadline ]; do
+		[ "$(q "$sql" 2>/dev/null)" = t ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# wait_cmd SECONDS COMMAND...: polls until the command succeeds.
+wait_cmd() {
+	local deadline=$((SECONDS + $1)); shift
+	while [ $SECONDS -lt $deadline ]; do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# create_ws OWNER NAME [DESIRED [IMAGE]]: prints the new id.
+create_ws() {
+	q "SELECT id FROM wsctl.create_workspace('$1', '$2', '${4:-$WSCTL_TEST_IMAGE}', '${3:-RUNNING}')"
+}
+
+# ws ID COLUMN: one column of a workspace row (deleted rows included).
+ws() { q "SELECT $2 FROM wsctl.workspaces WHERE id = '$1'"; }
+
+# wait_state ID OBSERVED [SECONDS]: observed_status reaches OBSERVED with no operation.
+wait_state() {
+	wait_for "${3:-30}" "SELECT observed_status = '$2' AND operation = 'NONE' FROM wsctl.workspaces WHERE id = '$1'"
+}
+
+container_running() { [ "$(dk inspect -f '{{.State.Running}}' "ws-$1" 2>/dev/null)" = true ]; }
+container_exists() { dk inspect "ws-$1" >/dev/null 2>&1; }
+volume_exists() { dk volume inspect "ws-$1-home" >/dev/null 2>&1; }
+container_label() { dk inspect -f "{{index .Config.Labels \"$2\"}}" "ws-$1" 2>/dev/null; }
+volume_label() { dk volume inspect -f "{{index .Labels \"$2\"}}" "ws-$1-home" 2>/dev/null; }
+
+# cleanup_owner OWNER: deletes the owner's workspaces and waits until they are DELETED.
+cleanup_owner() {
+	q "SELECT wsctl.delete_workspace(id) FROM wsctl.workspaces
+	   WHERE owner_user_id = '$1' AND deleted_at IS NULL AND operation = 'NONE'" >/dev/null 2>&1
+	wait_for 60 "SELECT count(*) = 0 FROM wsctl.workspaces
+	             WHERE owner_user_id = '$1' AND (observed_status <> 'DELETED' OR operation <> 'NONE')
+	               AND deleted_at IS NOT NULL" || diag "cleanup of $1 did not finish"
+}
+
+# The extension exists in the workers' database once per test run, and a
+# test-only trigger keeps the history of each workspace's (observed_status,
+# operation) so that tests can assert the path taken, however fast.
+q "CREATE EXTENSION IF NOT EXISTS wsctl" >/dev/null
+q "CREATE TABLE IF NOT EXISTS public.it_history (
+	 seq bigserial PRIMARY KEY, id uuid, observed wsctl.status, operation wsctl.operation,
+	 error_reason text, at timestamptz DEFAULT clock_timestamp());
+   CREATE OR REPLACE FUNCTION public.it_record() RETURNS trigger LANGUAGE plpgsql AS \$\$
+   BEGIN
+	 INSERT INTO public.it_history (id, observed, operation, error_reason)
+	 VALUES (NEW.id, NEW.observed_status, NEW.operation, NEW.error_info ->> 'reason');
+	 RETURN NULL;
+   END \$\$;
+   DROP TRIGGER IF EXISTS zz_it_history ON wsctl.workspaces;
+   CREATE TRIGGER zz_it_history AFTER INSERT OR UPDATE ON wsctl.workspaces
+	 FOR EACH ROW EXECUTE FUNCTION public.it_record();" >/dev/null 2>&1
+
+# history ID COLUMN: the successive distinct values of observed or operation.
+history() {
+	q "SELECT string_agg(v, ' ' ORDER BY seq) FROM (
+	     SELECT seq, $2::text AS v, lag($2::text) OVER (ORDER BY seq) AS prev
+	       FROM public.it_history WHERE id = '$1') h
+	   WHERE prev IS DISTINCT FROM v"
+}
