@@ -14,7 +14,7 @@ SELECT classid::regclass AS kind, count(*)
  GROUP BY 1 ORDER BY 1::text;
 
 -- The settings exist with their defaults.
-SELECT name, setting, unit, context FROM pg_settings WHERE name LIKE 'wsctl.%' ORDER BY name;
+SELECT name, boot_val AS default, unit, context FROM pg_settings WHERE name LIKE 'wsctl.%' ORDER BY name;
 
 -- wsctl.component only takes a component name.
 SET wsctl.component = 'bogus';

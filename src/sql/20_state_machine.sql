@@ -80,7 +80,7 @@ AS $$
 		-- ARCHIVING completes only with this operation's own archive: a
 		-- workspace restored from an old archive still carries the old key.
 		WHEN operation = 'ARCHIVING' THEN
-			archive_key IS NOT NULL AND archive_key = wsctl.archive_key_for(workspace_id, op_id)
+			coalesce(archive_key = wsctl.archive_key_for(workspace_id, op_id), false)
 		ELSE true
 	END
 $$;

@@ -45,13 +45,30 @@ AS $$
 $$;
 COMMENT ON FUNCTION wsctl._check_not_null(text, bool) IS 'WS422 when a required argument is NULL';
 
+-- Blank also means made only of Unicode spaces (no-break, ideographic, ...),
+-- which [[:space:]] does not match in every locale.
+CREATE FUNCTION wsctl._is_blank(value text)
+RETURNS bool
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+BEGIN
+	IF current_setting('server_encoding') <> 'UTF8' THEN
+		RETURN btrim(value, E' \t\n\r\f\v') = '';
+	END IF;
+	RETURN value ~ ('^[[:space:]' || chr(160) || chr(5760) || chr(8192) || '-' || chr(8203)
+					|| chr(8232) || chr(8233) || chr(8239) || chr(8287) || chr(12288)
+					|| chr(65279) || ']*$');
+END
+$$;
+COMMENT ON FUNCTION wsctl._is_blank(text) IS 'Whether a text is empty or only (Unicode) white space';
+
 CREATE FUNCTION wsctl._check_name(name text)
 RETURNS void
 LANGUAGE plpgsql
 AS $$
 BEGIN
 	PERFORM wsctl._check_not_null('name', name IS NULL);
-	IF btrim(name) = '' THEN
+	IF wsctl._is_blank(name) THEN
 		PERFORM wsctl._invalid('name', 'must not be empty');
 	ELSIF char_length(name) > 255 THEN
 		PERFORM wsctl._invalid('name', format('is %s characters long; the maximum is 255', char_length(name)));
@@ -188,7 +205,8 @@ BEGIN
 	IF status = 'ERROR' THEN
 		RAISE EXCEPTION 'workspace % is in ERROR', w.id
 			USING ERRCODE = 'WS409',
-				  DETAIL = coalesce(format('%s: %s', w.error_info ->> 'reason', w.error_message), ''),
+				  DETAIL = format('%s: %s', w.error_info ->> 'reason',
+								  coalesce(w.error_message, w.error_info ->> 'message')),
 				  HINT = 'An administrator recovers it with wsctl.recover_workspace(); it can still be deleted.';
 	END IF;
 	RAISE EXCEPTION 'workspace % has operation % in progress', w.id, w.operation
@@ -402,19 +420,19 @@ BEGIN
 	IF display = 'ERROR' THEN
 		answer := jsonb_build_object('action', 'unavailable', 'http_status', 502,
 									 'message', 'an error occurred');
+	ELSIF w.operation <> 'NONE' THEN
+		answer := jsonb_build_object('action', 'wait', 'http_status', 202,
+									 'message', format('operation %s in progress', w.operation));
 	ELSIF display = 'ARCHIVED' THEN
 		answer := jsonb_build_object('action', 'unavailable', 'http_status', 502,
 									 'message', 'restore required');
-	ELSIF display = 'RUNNING' AND w.operation = 'NONE' THEN
+	ELSIF display = 'RUNNING' THEN
 		-- A user is here: cancel a pending TTL stop that has not started.
 		IF w.desired_state <> 'RUNNING' THEN
 			UPDATE wsctl.workspaces AS x SET desired_state = 'RUNNING' WHERE x.id = w.id;
 		END IF;
 		answer := jsonb_build_object('action', 'connect', 'http_status', 200,
 									 'message', 'workspace is running');
-	ELSIF w.operation <> 'NONE' THEN
-		answer := jsonb_build_object('action', 'wait', 'http_status', 202,
-									 'message', format('operation %s in progress', w.operation));
 	ELSIF display = 'STANDBY' THEN
 		IF w.desired_state <> 'RUNNING' THEN
 			BEGIN
