@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# install-deps.sh: installs the Debian packages that building and testing wsctl need.
+#
+# Idempotent and fast: it asks dpkg which packages are missing and only then runs
+# `apt-get update` and `apt-get install --no-install-recommends` for those.
+# Services that packages would start on install (postgresql, redis, docker) are kept
+# from starting: the test scripts start their own private instances on loopback.
+# Must run as root (apt-get). Usage: test/install-deps.sh
+set -euo pipefail
+
+PACKAGES=(
+    build-essential
+    postgresql-15
+    postgresql-server-dev-15
+    postgresql-15-pgtap
+    libtap-parser-sourcehandler-pgtap-perl   # pg_prove
+    libcurl4-openssl-dev
+    libhiredis-dev
+    redis-server
+    docker.io
+    busybox-static
+    curl
+    iproute2
+    jq
+    perl
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    status=$(dpkg -s "$pkg" 2>/dev/null | sed -n 's/^Status: //p' || true)
+    if [[ "$status" != "install ok installed" ]]; then
+        missing+=("$pkg")
+    fi
+done
+
+if ((${#missing[@]} == 0)); then
+    exit 0
+fi
+
+if ((EUID != 0)); then
+    echo "install-deps.sh: missing packages: ${missing[*]}; run as root to install them" >&2
+    exit 1
+fi
+
+echo "install-deps.sh: installing ${missing[*]}"
+
+# Keep maintainer scripts from starting system services (a system dockerd would
+# create a bridge and iptables rules; a system redis or postgres would take ports).
+policy=/usr/sbin/policy-rc.d
+made_policy=0
+if [[ ! -e "$policy" ]]; then
+    printf '#!/bin/sh\n# temporary, written by wsctl test/install-deps.sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    made_policy=1
+fi
+remove_policy() {
+    if ((made_policy)); then
+        rm -f "$policy"
+    fi
+}
+trap remove_policy EXIT
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+echo "install-deps.sh: done"
