@@ -262,10 +262,31 @@ reconcile_one(const char *workspace_id, MemoryContext tick_cxt)
 	}
 }
 
+static List *slot_holders(bool finished);
+
+static List *
+append_unique(List *ids, char *id)
+{
+	ListCell   *lc;
+
+	foreach(lc, ids)
+		if (strcmp(lfirst(lc), id) == 0)
+			return ids;
+	return lappend(ids, id);
+}
+
+/*
+ * The workspaces to look at this tick, in order. Those whose worker has
+ * finished come first: their slots are released before anything else is
+ * launched, so a due retry gets a slot ahead of new claims (the SQL
+ * candidates are ordered in-flight first). Busy slots are appended, so a
+ * workspace recovered meanwhile still gets its slot back when it is done.
+ */
 static List *
 candidate_ids(MemoryContext tick_cxt)
 {
-	List	   *ids = NIL;
+	List	   *ids = slot_holders(true);
+	ListCell   *lc;
 	int			ret;
 
 	wsctl_xact_begin("wsctl reconciler: listing candidates");
@@ -277,29 +298,31 @@ candidate_ids(MemoryContext tick_cxt)
 		char	   *id = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
 		MemoryContext spi_cxt = MemoryContextSwitchTo(tick_cxt);	/* outlive SPI_finish */
 
-		ids = lappend(ids, pstrdup(id));
+		ids = append_unique(ids, pstrdup(id));
 		MemoryContextSwitchTo(spi_cxt);
 	}
 	wsctl_xact_commit();
 	MemoryContextSwitchTo(tick_cxt);
 
-	/* Workspaces holding a slot are looked at too, to release it. */
+	foreach(lc, slot_holders(false))
+		ids = append_unique(ids, lfirst(lc));
+	return ids;
+}
+
+/* Workspace ids of the slots that are finished (or, if !finished, busy). */
+static List *
+slot_holders(bool finished)
+{
+	List	   *ids = NIL;
+
 	for (int i = 0; i < WSCTL_MAX_OPERATION_SLOTS; i++)
 	{
 		WsctlOpSlot s = wsctl_op_slot_get(i);
+		bool		done = s.state == OP_SLOT_SUCCEEDED || s.state == OP_SLOT_FAILED;
 
-		if (s.state != OP_SLOT_FREE)
-		{
-			char	   *id = DatumGetCString(DirectFunctionCall1(uuid_out,
-																 UUIDPGetDatum(&s.workspace_id)));
-			bool		listed = false;
-			ListCell   *lc;
-
-			foreach(lc, ids)
-				listed = listed || strcmp(lfirst(lc), id) == 0;
-			if (!listed)
-				ids = lappend(ids, id);
-		}
+		if (s.state != OP_SLOT_FREE && done == finished)
+			ids = lappend(ids, DatumGetCString(DirectFunctionCall1(uuid_out,
+																	UUIDPGetDatum(&s.workspace_id))));
 	}
 	return ids;
 }

@@ -3,6 +3,8 @@
 #
 #   test/docker.sh start DIR
 #   test/docker.sh stop DIR
+#   test/docker.sh pause DIR     (stop dockerd, keep its state; tests of an outage)
+#   test/docker.sh resume DIR    (start it again on the same state)
 #
 # start: runs dockerd with no bridge and no iptables rules (containers get network
 # mode none; nothing leaves the machine), its socket at DIR/docker.sock owned by the
@@ -28,7 +30,7 @@ APPLETS=(sh sleep ls cat echo touch mkdir rm tar sync
 if [[ -x /usr/bin/docker ]]; then DOCKER_BIN=/usr/bin/docker; else DOCKER_BIN=docker; fi
 
 usage() {
-    echo "usage: $0 start DIR | $0 stop DIR" >&2
+    echo "usage: $0 start|stop|pause|resume DIR" >&2
     exit 2
 }
 
@@ -199,6 +201,42 @@ on_start_exit() {
     exit "$1"
 }
 
+# launch_dockerd: starts dockerd on DIR and waits until it answers.
+launch_dockerd() {
+    echo "docker.sh: starting dockerd (socket $DIR/docker.sock, log $DIR/dockerd.log)"
+    # setsid: the daemon outlives this script and its process group.
+    setsid dockerd \
+        --bridge=none --iptables=false --ip6tables=false \
+        --group "$GROUP" \
+        -H "unix://$DIR/docker.sock" \
+        --data-root "$DIR/data" \
+        --exec-root "$DIR/exec" \
+        --pidfile "$DIR/docker.pid" \
+        </dev/null >>"$DIR/dockerd.log" 2>&1 &
+    local launched=$! deadline=$((SECONDS + START_DEADLINE))
+    until dk version >/dev/null 2>&1; do
+        kill -0 "$launched" 2>/dev/null || die "dockerd exited during start"
+        ((SECONDS < deadline)) || die "dockerd did not answer within $START_DEADLINE s"
+        sleep 0.2
+    done
+}
+
+# pause: stops dockerd and keeps everything (containers stop with it), so that
+# tests can see how wsctl lives without Docker; resume starts it again.
+cmd_pause() {
+    [[ -e "$DIR/$MARKER" ]] || die "$DIR was not made by docker.sh"
+    local pid
+    pid=$(pid_is "$DIR/docker.pid" "$DIR/docker.sock") || die "dockerd is not running in $DIR"
+    echo "docker.sh: pausing dockerd (pid $pid)"
+    stop_pid "$pid" 60
+}
+
+cmd_resume() {
+    [[ -e "$DIR/$MARKER" ]] || die "$DIR was not made by docker.sh"
+    pid_is "$DIR/docker.pid" "$DIR/docker.sock" >/dev/null && die "dockerd is already running in $DIR"
+    launch_dockerd
+}
+
 cmd_start() {
     ((EUID == 0)) || die "run as root"
     command -v dockerd >/dev/null || die "dockerd not found; run test/install-deps.sh"
@@ -231,24 +269,9 @@ cmd_start() {
         mkdir -p "$DIR"
         chmod 755 "$DIR"
         touch "$DIR/$MARKER"
-        echo "docker.sh: starting dockerd (socket $DIR/docker.sock, log $DIR/dockerd.log)"
-        # setsid: the daemon outlives this script and its process group.
-        setsid dockerd \
-            --bridge=none --iptables=false --ip6tables=false \
-            --group "$GROUP" \
-            -H "unix://$DIR/docker.sock" \
-            --data-root "$DIR/data" \
-            --exec-root "$DIR/exec" \
-            --pidfile "$DIR/docker.pid" \
-            </dev/null >>"$DIR/dockerd.log" 2>&1 &
-        local launched=$! deadline=$((SECONDS + START_DEADLINE))
         # From here on a failed start stops the engine again rather than leave it.
         trap 'on_start_exit $?' EXIT
-        until dk version >/dev/null 2>&1; do
-            kill -0 "$launched" 2>/dev/null || die "dockerd exited during start"
-            ((SECONDS < deadline)) || die "dockerd did not answer within $START_DEADLINE s"
-            sleep 0.2
-        done
+        launch_dockerd
     fi
 
     if ! runuser -u postgres -- "$DOCKER_BIN" -H "unix://$DIR/docker.sock" ps >/dev/null 2>&1; then
@@ -277,5 +300,7 @@ DIR=$(realpath -m -- "$2")
 case "$1" in
     start) cmd_start ;;
     stop) cmd_stop ;;
+    pause) cmd_pause ;;
+    resume) cmd_resume ;;
     *) usage ;;
 esac

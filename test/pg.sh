@@ -106,8 +106,10 @@ listen_addresses = '127.0.0.1'
 port = $port
 unix_socket_directories = '$dir'
 shared_preload_libraries = 'wsctl'
+# fsync off only risks data on an OS crash. synchronous_commit stays on: the
+# crash tests SIGKILL server processes, and a commit reported to a client must
+# survive that, as it would in production.
 fsync = off
-synchronous_commit = off
 full_page_writes = off
 max_connections = 200
 max_worker_processes = 32

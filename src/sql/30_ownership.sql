@@ -36,7 +36,7 @@ INSERT INTO wsctl.column_owners (column_name, owners, note) VALUES
 	('last_access_at',      '{reconciler,api}', 'STOPPING completion and activity functions'),
 	('standby_ttl_seconds', '{api}', NULL),
 	('archive_ttl_seconds', '{api}', NULL),
-	('error_message',       '{reconciler,admin}', 'mirrors error_info.message'),
+	('error_message',       '{reconciler,admin}', 'mirrors error_info.message; health_monitor with its error_info'),
 	('error_info',          '{reconciler,admin}', 'health_monitor only for invariant violations, when NULL'),
 	('error_count',         '{reconciler,admin}', NULL),
 	('previous_status',     '{reconciler}', NULL),
@@ -123,8 +123,11 @@ BEGIN
 	  LEFT JOIN wsctl.column_owners AS c ON c.column_name = n.key
 	 WHERE n.value IS DISTINCT FROM o.value
 	   AND NOT component = ANY (coalesce(c.owners, '{}'))
-	   AND NOT (component = 'health_monitor' AND n.key = 'error_info'
-				AND wsctl._health_monitor_may_set_error(OLD.error_info, NEW.error_info))
+	   AND NOT (component = 'health_monitor'
+				AND wsctl._health_monitor_may_set_error(OLD.error_info, NEW.error_info)
+				AND (n.key = 'error_info'
+					 OR (n.key = 'error_message'
+						 AND NEW.error_message IS NOT DISTINCT FROM NEW.error_info ->> 'message')))
 	 ORDER BY n.key
 	 LIMIT 1;
 

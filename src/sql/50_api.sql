@@ -7,17 +7,19 @@
 -- (docs/sql-api.md).
 
 CREATE VIEW wsctl.workspace_info AS
-	SELECT w.*, wsctl.display_status(w.observed_status, w.archive_key) AS display_status
+	SELECT w.*, wsctl.display_status(wsctl.effective_status(w.observed_status, w.error_info),
+									 w.archive_key) AS display_status
 	  FROM wsctl.workspaces AS w
 	 WHERE w.deleted_at IS NULL;
 COMMENT ON VIEW wsctl.workspace_info IS
-	'Live workspaces: every column of wsctl.workspaces plus display_status (the API''s result type)';
+	'Live workspaces: every column of wsctl.workspaces plus display_status (the API''s result type); a terminal error shows as ERROR at once';
 
 CREATE FUNCTION wsctl._info(w wsctl.workspaces)
 RETURNS wsctl.workspace_info
 LANGUAGE sql STABLE
 AS $$
-	SELECT ROW(w.*, wsctl.display_status(w.observed_status, w.archive_key))::wsctl.workspace_info
+	SELECT ROW(w.*, wsctl.display_status(wsctl.effective_status(w.observed_status, w.error_info),
+										 w.archive_key))::wsctl.workspace_info
 $$;
 COMMENT ON FUNCTION wsctl._info(wsctl.workspaces) IS
 	'A workspaces row as the API result type (also for rows no longer in the live view)';
@@ -83,10 +85,13 @@ CREATE FUNCTION wsctl.valid_image_ref(image_ref text)
 RETURNS bool
 LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
 AS $$
-	-- Docker's reference grammar: [domain[:port]/]path[:tag][@digest]
+	-- Docker's reference grammar: [registry/]path[:tag][@digest]. The first
+	-- component is a registry only if it has a dot or a port, or is
+	-- localhost; otherwise it is a (lowercase) path component.
 	SELECT char_length(image_ref) <= 512
 		AND image_ref ~ ('^'
-			|| '(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]{1,5})?/)?'
+			|| '(?:(?:localhost|[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)+'
+			||     '|[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?=:[0-9]))(?::[0-9]{1,5})?/)?'
 			|| '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*'
 			|| '(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*'
 			|| '(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?'
@@ -216,6 +221,25 @@ END
 $$;
 COMMENT ON FUNCTION wsctl._check_request(wsctl.workspaces, text) IS 'WS409 unless request_allowed() accepts the request';
 
+-- Archiving and restoring need object storage, which this version of wsctl
+-- does not drive yet: a request that would archive is refused up front
+-- rather than accepted and failed into ERROR by the workers.
+CREATE FUNCTION wsctl._check_archiving_available(w wsctl.workspaces, desired_state wsctl.status)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+BEGIN
+	IF desired_state = 'PENDING' AND w.observed_status IN ('STANDBY', 'RUNNING') THEN
+		RAISE EXCEPTION 'archiving is not available in this version of wsctl'
+			USING ERRCODE = '0A000',
+				  DETAIL = 'desired_state PENDING would archive the home volume to object storage.',
+				  HINT = 'Use STANDBY to stop the workspace and keep its volume.';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION wsctl._check_archiving_available(wsctl.workspaces, wsctl.status) IS
+	'0A000 for a request that would start ARCHIVING (object storage is not supported yet)';
+
 -- API -----------------------------------------------------------------------
 
 CREATE FUNCTION wsctl.create_workspace(owner_user_id uuid, name text, image_ref text,
@@ -281,6 +305,7 @@ BEGIN
 	IF w.desired_state = desired_state THEN
 		RETURN wsctl._info(w);		/* already asked for: idempotent */
 	END IF;
+	PERFORM wsctl._check_archiving_available(w, desired_state);
 	IF desired_state = 'RUNNING' THEN
 		PERFORM wsctl._check_running_slot(w.owner_user_id, w.id);
 	END IF;
@@ -324,8 +349,17 @@ SET search_path = pg_catalog, pg_temp
 SET wsctl.component = 'admin'
 AS $$
 DECLARE
-	w wsctl.workspaces := wsctl._live_workspace(workspace_id, true);
+	w wsctl.workspaces;
 BEGIN
+	PERFORM wsctl._check_not_null('workspace_id', workspace_id IS NULL);
+	-- A deleted workspace whose teardown failed can be recovered too: it
+	-- is not gone until it is observed DELETED.
+	SELECT * INTO w FROM wsctl.workspaces AS x WHERE x.id = workspace_id FOR UPDATE;
+	IF NOT FOUND OR (w.deleted_at IS NOT NULL AND w.observed_status = 'DELETED') THEN
+		RAISE EXCEPTION 'workspace % not found', workspace_id
+			USING ERRCODE = 'WS404',
+				  DETAIL = CASE WHEN FOUND THEN 'The workspace was deleted.' ELSE 'No workspace has this id.' END;
+	END IF;
 	IF wsctl.effective_status(w.observed_status, w.error_info) <> 'ERROR' THEN
 		RAISE EXCEPTION 'workspace % is not in ERROR', w.id
 			USING ERRCODE = 'WS409',

@@ -20,6 +20,7 @@ DECLARE
 	has_v      bool;
 	status     wsctl.status;
 	violation  text;
+	records_violation bool;
 	changed    int := 0;
 BEGIN
 	FOR r IN
@@ -39,14 +40,17 @@ BEGIN
 		has_v := r.has_v;
 		status := wsctl.observe_status(w, has_c, running, has_v);
 		violation := wsctl.observe_violation(w, has_c, running, has_v);
+		records_violation := violation IS NOT NULL AND w.error_info IS NULL AND status = 'ERROR';
 		BEGIN
 			UPDATE wsctl.workspaces AS x
 			   SET observed_status = status,
 				   observed_at = _record_observations.observed_at,
-				   error_info = CASE
-						WHEN violation IS NOT NULL AND x.error_info IS NULL AND status = 'ERROR'
+				   error_info = CASE WHEN records_violation
 						THEN wsctl.invariant_error(violation, x.operation, has_c, has_v, x.archive_key)
-						ELSE x.error_info END
+						ELSE x.error_info END,
+				   error_message = CASE WHEN records_violation
+						THEN wsctl.invariant_error(violation, x.operation, has_c, has_v, x.archive_key) ->> 'message'
+						ELSE x.error_message END
 			 WHERE x.id = w.id;
 			IF status IS DISTINCT FROM w.observed_status THEN
 				changed := changed + 1;

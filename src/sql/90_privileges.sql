@@ -2,7 +2,7 @@
 --
 -- Roles are cluster-wide, so they are not members of the extension:
 -- CREATE EXTENSION creates them when missing and DROP EXTENSION leaves them
--- (with no privileges left); docs/installation.md says how to drop them.
+-- (with no privileges left); docs/operations.md says how to drop them.
 --   wsctl_api    EXECUTE on the API functions, SELECT on wsctl.workspace_info
 --   wsctl_admin  wsctl_api plus recover_workspace
 -- Nobody but the extension owner can write wsctl.workspaces directly.
@@ -47,3 +47,5 @@ GRANT EXECUTE ON FUNCTION
 	TO wsctl_api;
 
 GRANT EXECUTE ON FUNCTION wsctl.recover_workspace(uuid) TO wsctl_admin;
+GRANT SELECT ON wsctl.workers TO wsctl_admin;
+GRANT EXECUTE ON FUNCTION wsctl._worker_status() TO wsctl_admin;

@@ -79,11 +79,18 @@ volume_label() { dk volume inspect -f "{{index .Labels \"$2\"}}" "ws-$1-home" 2>
 
 # cleanup_owner OWNER: deletes the owner's workspaces and waits until they are DELETED.
 cleanup_owner() {
-	q "SELECT wsctl.delete_workspace(id) FROM wsctl.workspaces
-	   WHERE owner_user_id = '$1' AND deleted_at IS NULL AND operation = 'NONE'" >/dev/null 2>&1
-	wait_for 60 "SELECT count(*) = 0 FROM wsctl.workspaces
-	             WHERE owner_user_id = '$1' AND (observed_status <> 'DELETED' OR operation <> 'NONE')
-	               AND deleted_at IS NOT NULL" || diag "cleanup of $1 did not finish"
+	local deadline=$((SECONDS + 90))
+	while [ $SECONDS -lt $deadline ]; do
+		# Deletable now: no operation in flight, or failed into ERROR.
+		q "SELECT count(wsctl.delete_workspace(id)) FROM wsctl.workspaces
+		   WHERE owner_user_id = '$1' AND deleted_at IS NULL
+		     AND (operation = 'NONE' OR wsctl.effective_status(observed_status, error_info) = 'ERROR')" >/dev/null 2>&1
+		[ "$(q "SELECT count(*) = 0 FROM wsctl.workspaces WHERE owner_user_id = '$1'
+		        AND (observed_status <> 'DELETED' OR operation <> 'NONE')")" = t ] && return 0
+		sleep 0.2
+	done
+	diag "cleanup of $1 did not finish"
+	return 1
 }
 
 # The extension exists in the workers' database once per test run, and a
@@ -99,9 +106,17 @@ q "CREATE TABLE IF NOT EXISTS public.it_history (
 	 VALUES (NEW.id, NEW.observed_status, NEW.operation, NEW.error_info ->> 'reason');
 	 RETURN NULL;
    END \$\$;
+   CREATE INDEX IF NOT EXISTS it_history_id ON public.it_history (id, seq);
    DROP TRIGGER IF EXISTS zz_it_history ON wsctl.workspaces;
-   CREATE TRIGGER zz_it_history AFTER INSERT OR UPDATE ON wsctl.workspaces
-	 FOR EACH ROW EXECUTE FUNCTION public.it_record();" >/dev/null 2>&1
+   DROP TRIGGER IF EXISTS zz_it_history_insert ON wsctl.workspaces;
+   CREATE TRIGGER zz_it_history_insert AFTER INSERT ON wsctl.workspaces
+	 FOR EACH ROW EXECUTE FUNCTION public.it_record();
+   CREATE TRIGGER zz_it_history AFTER UPDATE ON wsctl.workspaces
+	 FOR EACH ROW
+	 WHEN (OLD.observed_status IS DISTINCT FROM NEW.observed_status
+		   OR OLD.operation IS DISTINCT FROM NEW.operation
+		   OR OLD.error_info IS DISTINCT FROM NEW.error_info)
+	 EXECUTE FUNCTION public.it_record();" >/dev/null 2>&1
 
 # history ID COLUMN: the successive distinct values of observed or operation.
 history() {

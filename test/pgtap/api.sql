@@ -18,7 +18,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION wsctl;
 
-SELECT plan(335);
+SELECT plan(337);
 
 -- ---------------------------------------------------------------------------
 -- Helpers
@@ -516,7 +516,18 @@ DO $$ BEGIN
 	PERFORM pg_temp.new('gone', '00000000-0000-0000-0000-00000000e001', 'STANDBY');
 	PERFORM pg_temp.force('gone', error => '{"reason": "Timeout", "message": "t", "is_terminal": true}');
 	PERFORM wsctl.delete_workspace(pg_temp.id('gone'));
+	-- Torn down: the HealthMonitor has observed it DELETED.
+	PERFORM pg_temp.force('gone', observed => 'DELETED');
+	-- Deleted, but its teardown failed: not gone yet, so recoverable.
+	PERFORM pg_temp.new('stuck', '00000000-0000-0000-0000-00000000e002', 'STANDBY');
+	PERFORM wsctl.delete_workspace(pg_temp.id('stuck'));
+	PERFORM pg_temp.force('stuck', op => 'DELETING',
+						  error => '{"reason": "RetryExceeded", "message": "volume in use", "is_terminal": true}');
 END $$;
+
+SELECT is((SELECT (operation, error_info IS NULL, deleted_at IS NOT NULL)::text
+			 FROM wsctl.recover_workspace(pg_temp.id('stuck'))), '(NONE,t,t)',
+		  'recover_workspace recovers a deleted workspace whose teardown failed');
 
 SELECT is(pg_temp.outcome(format(f.call, w.id)) - 'hint',
 		  jsonb_build_object('state', 'WS404', 'message', format('workspace %s not found', w.id), 'detail', w.detail),
@@ -614,12 +625,14 @@ SELECT is(pg_temp.outcome(format('SELECT wsctl.set_desired_state(%L, ''RUNNING''
 		  'DataLost: volume gone',
 		  'WS409 DETAIL for a HealthMonitor-recorded error gives its reason and message');
 
-SELECT is((SELECT desired_state::text FROM wsctl.set_desired_state(pg_temp.id('e_retrying'), 'PENDING')), 'PENDING',
+SELECT is(pg_temp.outcome(format('SELECT wsctl.set_desired_state(%L, ''PENDING'')', pg_temp.id('e_retrying'))) ->> 'state',
+		  '0A000', 'asking a STANDBY workspace for PENDING (archiving) is refused: not available yet');
+SELECT is((SELECT desired_state::text FROM wsctl.set_desired_state(pg_temp.id('e_retrying'), 'RUNNING')), 'RUNNING',
 		  'a non-terminal error_info (retrying) does not block requests');
 
 SELECT is((SELECT (deleted_at IS NOT NULL, display_status) FROM wsctl.delete_workspace(pg_temp.id(k)))::text,
 		  format('(t,%s)', shown), format('delete_workspace is allowed in ERROR (%s)', k))
-  FROM (VALUES ('e_obs', 'ERROR'), ('e_eff', 'STANDBY'), ('e_kept_op', 'ERROR')) AS t(k, shown);
+  FROM (VALUES ('e_obs', 'ERROR'), ('e_eff', 'ERROR'), ('e_kept_op', 'ERROR')) AS t(k, shown);
 SELECT is((SELECT operation::text FROM wsctl.workspaces WHERE id = pg_temp.id('e_kept_op')), 'STARTING',
 		  'deleting an ERROR workspace keeps its failed operation (the reconciler takes over)');
 

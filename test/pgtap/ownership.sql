@@ -22,7 +22,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION wsctl;
 
-SELECT plan(265);
+SELECT plan(267);
 
 -- ---------------------------------------------------------------------------
 -- Helpers
@@ -288,8 +288,17 @@ SELECT is(pg_temp.as_component('health_monitor',
 			format($$UPDATE wsctl.workspaces SET error_message = 'volume gone',
 					 error_info = '{"reason": "DataLost", "message": "volume gone", "is_terminal": true}'
 					 WHERE id = %L$$, pg_temp.fixture())),
+		  'ok', 'health_monitor may mirror its error_info message into error_message');
+SELECT is(pg_temp.as_component('health_monitor',
+			format($$UPDATE wsctl.workspaces SET error_message = 'something else',
+					 error_info = '{"reason": "DataLost", "message": "volume gone", "is_terminal": true}'
+					 WHERE id = %L$$, pg_temp.fixture())),
 		  'WS403|component "health_monitor" may not change column "error_message" of wsctl.workspaces|Column "error_message" is owned by: admin, reconciler.',
-		  'health_monitor may not write error_message along with its error_info');
+		  'health_monitor may not write an error_message other than its error_info message');
+SELECT is(pg_temp.as_component('health_monitor',
+			format($$UPDATE wsctl.workspaces SET error_message = 'volume gone' WHERE id = %L$$, pg_temp.fixture())),
+		  'WS403|component "health_monitor" may not change column "error_message" of wsctl.workspaces|Column "error_message" is owned by: admin, reconciler.',
+		  'health_monitor may not write error_message on its own');
 SELECT is(pg_temp.as_component('api',
 			format($$UPDATE wsctl.workspaces SET error_info = '{"reason": "DataLost", "is_terminal": true}'
 					 WHERE id = %L$$, pg_temp.fixture())),

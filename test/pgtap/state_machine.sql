@@ -18,7 +18,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION wsctl;
 
-SELECT plan(349);
+SELECT plan(353);
 
 -- ---------------------------------------------------------------------------
 -- status_level (SPEC 2.2, DESIGN I1)
@@ -534,12 +534,16 @@ SELECT is(wsctl.valid_image_ref(ref), true, format('valid image reference %s', l
 	'localhost:5000/img:tag@sha256:' || repeat('F', 64),
 	'localhost',
 	'localhost:5000',
+	'localhost/app',
+	'registryhost:5000/app',
 	repeat('a/', 255) || 'ab'
   ]) AS ref;
 
 SELECT is(wsctl.valid_image_ref(ref), false, format('invalid image reference %s', left(to_json(ref)::text, 80)))
   FROM unnest(ARRAY[
 	'',
+	'MyReg/app',			-- an uppercase first component is not a registry without a dot or port
+	'Team/app:1',
 	'Ubuntu',
 	'UBUNTU:latest',
 	'ubuntu:',
