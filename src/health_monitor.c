@@ -124,6 +124,7 @@ health_monitor_tick(MemoryContext tick_cxt)
 		ereport(WARNING,
 				(errmsg("wsctl health_monitor: tick skipped, nothing written: %s", r.message)));
 		wsctl_status_error(WSCTL_HEALTH_MONITOR, r.message);
+		wsctl_status_tick(WSCTL_HEALTH_MONITOR, 0, docker_request_count() - calls_before);
 		return;
 	}
 

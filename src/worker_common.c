@@ -31,6 +31,9 @@
 
 static bool is_leader = false;
 
+/* The memory context the caller of wsctl_xact_begin was in. */
+static MemoryContext xact_caller_cxt = NULL;
+
 /* Signals, database connection; the caller has just been started. */
 void
 wsctl_worker_start(const char *name)
@@ -76,9 +79,15 @@ wsctl_worker_wait(long timeout_ms)
 	return (rc & WL_LATCH_SET) != 0;
 }
 
+/*
+ * Starts a short transaction with SPI and a snapshot. The caller's memory
+ * context is remembered: committing leaves CurrentMemoryContext at
+ * TopMemoryContext, where anything allocated per tick would leak.
+ */
 void
 wsctl_xact_begin(const char *activity)
 {
+	xact_caller_cxt = CurrentMemoryContext;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -94,6 +103,7 @@ wsctl_xact_commit(void)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
+	MemoryContextSwitchTo(xact_caller_cxt);
 }
 
 /*

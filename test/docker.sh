@@ -205,8 +205,11 @@ on_start_exit() {
 launch_dockerd() {
     echo "docker.sh: starting dockerd (socket $DIR/docker.sock, log $DIR/dockerd.log)"
     # setsid: the daemon outlives this script and its process group.
+    # --live-restore: containers keep running while dockerd is down (pause),
+    # as on a production host whose Docker daemon restarts.
     setsid dockerd \
         --bridge=none --iptables=false --ip6tables=false \
+        --live-restore \
         --group "$GROUP" \
         -H "unix://$DIR/docker.sock" \
         --data-root "$DIR/data" \

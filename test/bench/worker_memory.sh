@@ -11,7 +11,8 @@ ticks=${TICKS:-1000}
 q "SELECT count(wsctl.create_workspace('$owner', 'mem-' || g, '$WSCTL_TEST_IMAGE', 'STANDBY')) FROM generate_series(1, 20) g" >/dev/null
 wait_for 120 "SELECT count(*) = 20 FROM wsctl.workspaces WHERE owner_user_id = '$owner' AND observed_status = 'STANDBY' AND operation = 'NONE'"
 
-q "ALTER SYSTEM SET wsctl.health_interval = '10ms'; ALTER SYSTEM SET wsctl.reconcile_interval = '10ms'" >/dev/null
+q "ALTER SYSTEM SET wsctl.health_interval = '10ms'" >/dev/null
+q "ALTER SYSTEM SET wsctl.reconcile_interval = '10ms'" >/dev/null
 q "SELECT pg_reload_conf()" >/dev/null
 mem() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 
@@ -35,6 +36,7 @@ for c in health_monitor reconciler; do
 		"${anon0[$c]}" "$(mem "$p" RssAnon)" "${rss0[$c]}" "$(mem "$p" VmRSS)"
 done
 
-q "ALTER SYSTEM RESET wsctl.health_interval; ALTER SYSTEM RESET wsctl.reconcile_interval" >/dev/null
+q "ALTER SYSTEM RESET wsctl.health_interval" >/dev/null
+q "ALTER SYSTEM RESET wsctl.reconcile_interval" >/dev/null
 q "SELECT pg_reload_conf()" >/dev/null
 cleanup_owner $owner >/dev/null
