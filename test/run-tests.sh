@@ -8,7 +8,7 @@
 #      PostgreSQL 15 cluster preloading wsctl (test/pg.sh), database wsctl_it
 #   4. the suites, each one even if an earlier one failed:
 #        regress      pg_regress (sql/, expected/)      make installcheck
-#        isolation    isolation specs (specs/)          make installcheck
+#        isolation    isolation specs (test/isolation/) make installcheck
 #        pgtap        test/pgtap/*.sql                  pg_prove, database wsctl_tap
 #        integration  test/integration/*.t              prove
 #   5. stops the services, removes the temp dir, prints one line per suite and, as the
@@ -294,11 +294,11 @@ else
     skip regress "no sql/*.sql"
 fi
 
-header "isolation (pg_isolation_regress: specs/)"
-if compgen -G "specs/*.spec" >/dev/null; then
+header "isolation (pg_isolation_regress: test/isolation/specs/)"
+if compgen -G "test/isolation/specs/*.spec" >/dev/null; then
     run_installcheck isolation output_iso/regression.diffs REGRESS=
 else
-    skip isolation "no specs/*.spec"
+    skip isolation "no test/isolation/specs/*.spec"
 fi
 
 header "pgtap (pg_prove: test/pgtap/*.sql, database $TAP_DB)"
