@@ -8,15 +8,6 @@
 . "$(dirname "$0")/lib.sh"
 owner=00000000-0000-0000-0000-0000000a0003
 
-# sqlstate SQL: the SQLSTATE the statement fails with, or OK when it succeeds.
-sqlstate() {
-	local out
-	if out=$(psql -X -A -t -q -v ON_ERROR_STOP=1 -v VERBOSITY=verbose -c "$1" 2>&1); then
-		echo OK
-	else
-		sed -n 's/^ERROR:  \([0-9A-Z]\{5\}\): .*/\1/p' <<<"$out" | head -1
-	fi
-}
 container_absent() { ! container_exists "$1"; }
 volume_absent() { ! volume_exists "$1"; }
 # wait_deleted ID: observed DELETED, operation NONE, deleted_at set.

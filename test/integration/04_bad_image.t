@@ -23,15 +23,6 @@ untag() { dk image inspect "$bad" >/dev/null 2>&1 && dk rmi "$bad" >/dev/null 2>
 trap untag EXIT
 untag	# a leftover of an interrupted run
 
-# sqlstate SQL: the SQLSTATE the statement fails with, or OK when it succeeds.
-sqlstate() {
-	local out
-	if out=$(psql -X -A -t -q -v ON_ERROR_STOP=1 -v VERBOSITY=verbose -c "$1" 2>&1); then
-		echo OK
-	else
-		sed -n 's/^ERROR:  \([0-9A-Z]\{5\}\): .*/\1/p' <<<"$out" | head -1
-	fi
-}
 container_absent() { ! container_exists "$1"; }
 volume_absent() { ! volume_exists "$1"; }
 image_absent() { ! dk image inspect "$bad" >/dev/null 2>&1; }

@@ -24,15 +24,6 @@ listener=
 stop_listener() { rm -f "$flag"; [ -n "$listener" ] && wait "$listener" 2>/dev/null; listener=; }
 trap 'stop_listener; rm -rf "$work"' EXIT
 
-# sqlstate SQL: the SQLSTATE the statement fails with, or OK when it succeeds.
-sqlstate() {
-	local out
-	if out=$(psql -X -A -t -q -v ON_ERROR_STOP=1 -v VERBOSITY=verbose -c "$1" 2>&1); then
-		echo OK
-	else
-		sed -n 's/^ERROR:  \([0-9A-Z]\{5\}\): .*/\1/p' <<<"$out" | head -1
-	fi
-}
 container_absent() { ! container_exists "$1"; }
 volume_absent() { ! volume_exists "$1"; }
 mark() { q "SELECT coalesce(max(seq), 0) FROM public.it_history"; }

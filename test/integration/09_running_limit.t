@@ -26,15 +26,6 @@ stop_samplers() {
 }
 trap 'stop_samplers; rm -rf "$work"' EXIT
 
-# sqlstate SQL: the SQLSTATE the statement fails with, or OK when it succeeds.
-sqlstate() {
-	local out
-	if out=$(psql -X -A -t -q -v ON_ERROR_STOP=1 -v VERBOSITY=verbose -c "$1" 2>&1); then
-		echo OK
-	else
-		sed -n 's/^ERROR:  \([0-9A-Z]\{5\}\): .*/\1/p' <<<"$out" | head -1
-	fi
-}
 # running_in_docker: how many of this test's workspaces Docker says run.
 running_in_docker() {
 	dk ps --filter label=wsctl.managed=true --format '{{.Label "wsctl.workspace"}}' |

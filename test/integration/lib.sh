@@ -38,6 +38,16 @@ q() { psql -X -A -t -q -v ON_ERROR_STOP=1 -c "$1"; }
 
 dk() { docker -H "$DOCKER_HOST" "$@"; }
 
+# sqlstate SQL: the SQLSTATE the statement fails with, or OK when it succeeds.
+sqlstate() {
+	local out
+	if out=$(psql -X -A -t -q -v ON_ERROR_STOP=1 -v VERBOSITY=verbose -c "$1" 2>&1); then
+		echo OK
+	else
+		sed -n 's/^ERROR:  \([0-9A-Z]\{5\}\): .*/\1/p' <<<"$out" | head -1
+	fi
+}
+
 # wait_for SECONDS SQL: polls until SQL returns t; false at the deadline.
 wait_for() {
 	local deadline=$((SECONDS + $1)) sql=$2
