@@ -67,6 +67,31 @@ check "workers are back after the crash-restart" wait_workers
 check "all 5 converge to RUNNING" converged "${o2}1" 5
 is "5 running containers, no duplicates" "$(containers_of "${o2}1")" 5/5
 
+# 2b. SIGTERM instead: the reconciler and an operation worker exit cleanly
+# (no crash-restart); the postmaster restarts the reconciler, the failed
+# operation is recorded and retried.
+o4=$owner_prefix-0000000004
+ids=()
+for i in 1 2 3 4; do
+	ids+=("$(q "SELECT id FROM wsctl.create_workspace('$o4$(printf %02d "$i")', 'term-$i', '$WSCTL_TEST_IMAGE', 'RUNNING')")")
+done
+termed=
+deadline=$((SECONDS + 20))
+while [ -z "$termed" ] && [ $SECONDS -lt $deadline ]; do
+	termed=$(q "SELECT pid FROM wsctl.workers WHERE component LIKE 'operation %(acting)' AND pid IS NOT NULL LIMIT 1")
+done
+rp=$(worker_pid reconciler)
+if [ -n "$termed" ]; then
+	kill -TERM "$termed" 2>/dev/null; ok "an operation worker (pid $termed) sent SIGTERM while acting"
+else
+	not_ok "no acting operation worker was seen to terminate"
+fi
+kill -TERM "$rp" && ok "reconciler (pid $rp) sent SIGTERM"
+check "the reconciler is restarted (new pid)" \
+	wait_for 30 "SELECT pid IS NOT NULL AND pid <> $rp AND leader FROM wsctl.workers WHERE component = 'reconciler'"
+check "all 4 converge to RUNNING" converged "$o4" 4
+is "4 running containers, no duplicates" "$(containers_of "$o4")" 4/4
+
 # 3. Immediate restart of PostgreSQL in the middle of a batch of 20.
 o3=$owner_prefix-0000000003
 q "SELECT wsctl.create_workspace(('$o3' || lpad(n::text, 2, '0'))::uuid, 'batch-' || n, '$WSCTL_TEST_IMAGE', 'RUNNING') FROM generate_series(1, 20) n" >/dev/null
