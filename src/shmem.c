@@ -35,10 +35,12 @@ static WsctlShared *shared = NULL;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static bool wake_reconciler_at_commit = false;
+static bool observe_at_commit = false;
 
 static void wsctl_shmem_attach(void);
 
 PG_FUNCTION_INFO_V1(wsctl_wake_reconciler);
+PG_FUNCTION_INFO_V1(wsctl_wake_health_monitor);
 
 static void
 wsctl_shmem_startup_hook(void)
@@ -202,20 +204,22 @@ wsctl_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_COMMIT:
 			if (wake_reconciler_at_commit)
 				wsctl_wake_component(WSCTL_RECONCILER);
-			wake_reconciler_at_commit = false;
+			if (observe_at_commit)
+				wsctl_request_observation();
+			wake_reconciler_at_commit = observe_at_commit = false;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
-			wake_reconciler_at_commit = false;
+			wake_reconciler_at_commit = observe_at_commit = false;
 			break;
 		default:
 			break;
 	}
 }
 
-Datum
-wsctl_wake_reconciler(PG_FUNCTION_ARGS)
+static void
+register_xact_callback_once(void)
 {
 	static bool callback_registered = false;
 
@@ -224,7 +228,22 @@ wsctl_wake_reconciler(PG_FUNCTION_ARGS)
 		RegisterXactCallback(wsctl_xact_callback, NULL);
 		callback_registered = true;
 	}
+}
+
+Datum
+wsctl_wake_reconciler(PG_FUNCTION_ARGS)
+{
+	register_xact_callback_once();
 	wake_reconciler_at_commit = true;
+	PG_RETURN_VOID();
+}
+
+/* recover_workspace: the HealthMonitor re-observes right after the commit. */
+Datum
+wsctl_wake_health_monitor(PG_FUNCTION_ARGS)
+{
+	register_xact_callback_once();
+	observe_at_commit = true;
 	PG_RETURN_VOID();
 }
 

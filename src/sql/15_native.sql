@@ -7,6 +7,13 @@ AS 'MODULE_PATHNAME', 'wsctl_wake_reconciler';
 COMMENT ON FUNCTION wsctl._wake_reconciler() IS
 	'Wakes the StateReconciler when the current transaction commits (no effect if it aborts)';
 
+CREATE FUNCTION wsctl._wake_health_monitor()
+RETURNS void
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'wsctl_wake_health_monitor';
+COMMENT ON FUNCTION wsctl._wake_health_monitor() IS
+	'Asks the HealthMonitor to observe as soon as the current transaction commits';
+
 CREATE FUNCTION wsctl._worker_status(
 	OUT component text, OUT pid int, OUT leader bool, OUT started_at timestamptz,
 	OUT last_tick timestamptz, OUT ticks bigint, OUT last_tick_ms float8,

@@ -372,7 +372,8 @@ BEGIN
 	 WHERE x.id = w.id
 	RETURNING x.* INTO w;
 
-	PERFORM wsctl._wake_reconciler();
+	-- Recovery is finished by an observation of the real resources (I20).
+	PERFORM wsctl._wake_health_monitor();
 	RETURN wsctl._info(w);
 END
 $$;
