@@ -23,6 +23,7 @@ PACKAGES=(
     iproute2
     jq
     perl
+    bc                                       # arithmetic in make demo and test/bench
 )
 
 missing=()
