@@ -157,11 +157,7 @@ wsctl_health_monitor_main(Datum arg)
 	MemoryContext tick_cxt;
 	bool		leader = false;
 
-	wsctl_worker_start("wsctl health_monitor");
-	tick_cxt = AllocSetContextCreate(TopMemoryContext, "wsctl health_monitor tick",
-									 ALLOCSET_DEFAULT_SIZES);
-	wsctl_worker_track_status(WSCTL_HEALTH_MONITOR);
-	ereport(LOG, (errmsg("wsctl health_monitor started (database \"%s\")", wsctl_database)));
+	tick_cxt = wsctl_component_start(WSCTL_HEALTH_MONITOR, "wsctl health_monitor");
 
 	for (;;)
 	{

@@ -367,11 +367,7 @@ wsctl_reconciler_main(Datum arg)
 	MemoryContext tick_cxt;
 	bool		leader = false;
 
-	wsctl_worker_start("wsctl reconciler");
-	tick_cxt = AllocSetContextCreate(TopMemoryContext, "wsctl reconciler tick",
-									 ALLOCSET_DEFAULT_SIZES);
-	wsctl_worker_track_status(WSCTL_RECONCILER);
-	ereport(LOG, (errmsg("wsctl reconciler started (database \"%s\")", wsctl_database)));
+	tick_cxt = wsctl_component_start(WSCTL_RECONCILER, "wsctl reconciler");
 
 	for (;;)
 	{

@@ -59,6 +59,20 @@ wsctl_worker_track_status(WsctlComponent c)
 }
 
 /*
+ * Start-up of a component (HealthMonitor, reconciler): signals, database
+ * connection, status tracking, and the memory context its ticks run in
+ * (reset by the caller after every tick).
+ */
+MemoryContext
+wsctl_component_start(WsctlComponent c, const char *name)
+{
+	wsctl_worker_start(name);
+	wsctl_worker_track_status(c);
+	ereport(LOG, (errmsg("%s started (database \"%s\")", name, wsctl_database)));
+	return AllocSetContextCreate(TopMemoryContext, "wsctl tick", ALLOCSET_DEFAULT_SIZES);
+}
+
+/*
  * Sleeps until the timeout or a latch wake-up, then handles interrupts and
  * a pending configuration reload. Returns true when woken by the latch.
  */

@@ -11,6 +11,7 @@
 
 extern void wsctl_worker_start(const char *name);
 extern void wsctl_worker_track_status(WsctlComponent c);
+extern MemoryContext wsctl_component_start(WsctlComponent c, const char *name);
 extern bool wsctl_worker_wait(long timeout_ms);
 extern bool wsctl_component_active(WsctlComponent c, bool *leader);
 

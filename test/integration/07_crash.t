@@ -11,6 +11,15 @@ owner_prefix=00000000-0000-0000-0007
 # worker_pid COMPONENT-PATTERN: pid of a wsctl worker, from wsctl.workers.
 worker_pid() { q "SELECT pid FROM wsctl.workers WHERE component LIKE '$1' AND pid IS NOT NULL LIMIT 1"; }
 
+# acting_worker: pid of an operation worker that is calling Docker (polls 20 s).
+acting_worker() {
+	local pid= deadline=$((SECONDS + 20))
+	while [ -z "$pid" ] && [ $SECONDS -lt $deadline ]; do
+		pid=$(q "SELECT pid FROM wsctl.workers WHERE component LIKE 'operation %(acting)' AND pid IS NOT NULL LIMIT 1")
+	done
+	echo "$pid"
+}
+
 # The server is back and its workers run again after a crash-restart.
 wait_workers() {
 	wait_for 60 "SELECT count(*) = 2 FROM wsctl.workers WHERE component IN ('health_monitor', 'reconciler') AND leader"
@@ -53,11 +62,7 @@ ids=()
 for i in 1 2 3 4 5; do
 	ids+=("$(q "SELECT id FROM wsctl.create_workspace('$o2$(printf %02d $((i + 10)))', 'kill-op-$i', '$WSCTL_TEST_IMAGE', 'RUNNING')")")
 done
-killed=
-deadline=$((SECONDS + 20))
-while [ -z "$killed" ] && [ $SECONDS -lt $deadline ]; do
-	killed=$(q "SELECT pid FROM wsctl.workers WHERE component LIKE 'operation %(acting)' AND pid IS NOT NULL LIMIT 1")
-done
+killed=$(acting_worker)
 if [ -n "$killed" ]; then
 	kill -KILL "$killed" 2>/dev/null; ok "an operation worker (pid $killed) killed with SIGKILL while acting"
 else
@@ -75,11 +80,7 @@ ids=()
 for i in 1 2 3 4; do
 	ids+=("$(q "SELECT id FROM wsctl.create_workspace('$o4$(printf %02d "$i")', 'term-$i', '$WSCTL_TEST_IMAGE', 'RUNNING')")")
 done
-termed=
-deadline=$((SECONDS + 20))
-while [ -z "$termed" ] && [ $SECONDS -lt $deadline ]; do
-	termed=$(q "SELECT pid FROM wsctl.workers WHERE component LIKE 'operation %(acting)' AND pid IS NOT NULL LIMIT 1")
-done
+termed=$(acting_worker)
 rp=$(worker_pid reconciler)
 if [ -n "$termed" ]; then
 	kill -TERM "$termed" 2>/dev/null; ok "an operation worker (pid $termed) sent SIGTERM while acting"
