@@ -389,36 +389,6 @@ http_perform(const HttpRequest *request)
 }
 
 char *
-http_response_header(const HttpResponse *response, const char *name)
-{
-	size_t		name_len = strlen(name);
-	const char *line = response->headers->data;
-
-	while (*line != '\0')
-	{
-		const char *end = strchr(line, '\n');
-		const char *next = end ? end + 1 : line + strlen(line);
-
-		if (end == NULL)
-			end = next;
-		if ((size_t) (end - line) > name_len && line[name_len] == ':' &&
-			pg_strncasecmp(line, name, name_len) == 0)
-		{
-			const char *v = line + name_len + 1;
-
-			while (v < end && (*v == ' ' || *v == '\t'))
-				v++;
-			while (end > v && (end[-1] == '\r' || end[-1] == ' ' ||
-							   end[-1] == '\t' || end[-1] == '\n'))
-				end--;
-			return pnstrdup(v, end - v);
-		}
-		line = next;
-	}
-	return NULL;
-}
-
-char *
 http_escape(const char *str)
 {
 	char	   *escaped = curl_easy_escape(NULL, str, 0);

@@ -52,10 +52,6 @@ typedef struct HttpResponse
 
 extern HttpResponse http_perform(const HttpRequest *request);
 
-/* Value of a response header (case-insensitive name), palloc'd, or NULL. */
-extern char *http_response_header(const HttpResponse *response,
-								  const char *name);
-
 /* Percent-encode a string for use in a URL path segment or query value. */
 extern char *http_escape(const char *str);
 

@@ -20,7 +20,7 @@ DECLARE
 	has_v      bool;
 	status     wsctl.status;
 	violation  text;
-	records_violation bool;
+	new_error  jsonb;
 	changed    int := 0;
 BEGIN
 	FOR r IN
@@ -40,17 +40,15 @@ BEGIN
 		has_v := r.has_v;
 		status := wsctl.observe_status(w, has_c, running, has_v);
 		violation := wsctl.observe_violation(w, has_c, running, has_v);
-		records_violation := violation IS NOT NULL AND w.error_info IS NULL AND status = 'ERROR';
+		-- An invariant violation is recorded only over an empty error_info.
+		new_error := CASE WHEN violation IS NOT NULL AND w.error_info IS NULL AND status = 'ERROR'
+					 THEN wsctl.invariant_error(violation, w.operation, has_c, has_v, w.archive_key) END;
 		BEGIN
 			UPDATE wsctl.workspaces AS x
 			   SET observed_status = status,
 				   observed_at = _record_observations.observed_at,
-				   error_info = CASE WHEN records_violation
-						THEN wsctl.invariant_error(violation, x.operation, has_c, has_v, x.archive_key)
-						ELSE x.error_info END,
-				   error_message = CASE WHEN records_violation
-						THEN wsctl.invariant_error(violation, x.operation, has_c, has_v, x.archive_key) ->> 'message'
-						ELSE x.error_message END
+				   error_info = coalesce(new_error, x.error_info),
+				   error_message = coalesce(new_error ->> 'message', x.error_message)
 			 WHERE x.id = w.id;
 			IF status IS DISTINCT FROM w.observed_status THEN
 				changed := changed + 1;

@@ -195,6 +195,7 @@ DECLARE
 	status    wsctl.status;
 	planned   wsctl.operation;
 	finished  bool := worker_state IN ('succeeded', 'failed');
+	slot_locked bool;
 	idle      wsctl.reconcile_action := wsctl._action(
 					CASE WHEN worker_state IN ('succeeded', 'failed') THEN 'release' ELSE 'none' END);
 BEGIN
@@ -204,8 +205,9 @@ BEGIN
 	IF NOT FOUND THEN
 		RETURN idle;
 	END IF;
-	IF w.operation = 'NONE'
-	   AND wsctl.plan_operation(w.observed_status, w.desired_state, w.archive_key, w.deleted_at) = 'STARTING' THEN
+	slot_locked := w.operation = 'NONE'
+		AND wsctl.plan_operation(w.observed_status, w.desired_state, w.archive_key, w.deleted_at) = 'STARTING';
+	IF slot_locked THEN
 		PERFORM wsctl._lock_running_slots();
 	END IF;
 	SELECT * INTO w FROM wsctl.workspaces AS x WHERE x.id = workspace_id FOR UPDATE;
@@ -236,6 +238,11 @@ BEGIN
 		RETURN idle;
 	END IF;
 	IF planned = 'STARTING' THEN
+		-- The row changed between the peek and the lock: claim next time,
+		-- with the slot lock taken first.
+		IF NOT slot_locked THEN
+			RETURN wsctl._action('none', detail => 'changed while reading; retry');
+		END IF;
 		BEGIN
 			PERFORM wsctl._check_running_slot(w.owner_user_id, w.id, count_requests => false);
 		EXCEPTION WHEN SQLSTATE 'WS429' THEN
