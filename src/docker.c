@@ -26,6 +26,7 @@
 #define DOCKER_API_PREFIX	"/v1.41"
 #define LABEL_MANAGED		"wsctl.managed"
 #define LABEL_WORKSPACE		"wsctl.workspace"
+#define LABEL_MARKER		"wsctl.marker"
 #define MANAGED_FILTER		"{\"label\":[\"" LABEL_MANAGED "=true\"]}"
 
 /* Longest message text kept from Docker (bytes), so messages stay short. */
@@ -281,15 +282,21 @@ docker_classify(const char *method, const char *path, const char *socket_path,
 	DockerResultKind kind;
 
 	*docker_message = NULL;
+	/*
+	 * Nothing listens (connection refused, socket missing): Docker is down,
+	 * which the reconciler treats as an outage to wait out, not as a
+	 * failure of the workspace (DOCKER_UNAVAILABLE).
+	 */
 	if (!resp->ok && resp->curl_code == CURLE_COULDNT_CONNECT &&
 		socket_path != NULL)
-		return docker_failure(DOCKER_UNREACHABLE, 0, NULL,
+		return docker_failure(DOCKER_UNREACHABLE, 0, "DOCKER_UNAVAILABLE",
 							  psprintf("Docker %s %s: cannot connect to unix socket %s: %s",
 									   method, path, socket_path,
 									   resp->os_errno ? strerror(resp->os_errno) :
 									   resp->error));
 	if (!resp->ok)
-		return docker_failure(DOCKER_UNREACHABLE, 0, NULL,
+		return docker_failure(DOCKER_UNREACHABLE, 0,
+							  resp->curl_code == CURLE_COULDNT_CONNECT ? "DOCKER_UNAVAILABLE" : NULL,
 							  psprintf("Docker %s %s: %s", method, path,
 									   resp->error));
 	if ((status >= 200 && status < 300) || status == 304)
@@ -512,8 +519,42 @@ docker_list_containers(List **out)
 	return reply.result;
 }
 
+/*
+ * The marker volume: wsctl keeps one volume named after the cluster's
+ * system identifier on the daemon it manages, so the HealthMonitor can tell
+ * its own daemon from another (or a wiped) one. Docker's /info ID cannot do
+ * that: two daemons on one host may share it.
+ */
+char *
+docker_marker_volume_name(uint64 system_identifier)
+{
+	return psprintf("wsctl-cluster-" UINT64_FORMAT, system_identifier);
+}
+
 DockerResult
-docker_list_volumes(List **out)
+docker_create_marker_volume(const char *name)
+{
+	DockerReply reply;
+	StringInfoData body;
+
+	initStringInfo(&body);
+	appendStringInfoString(&body, "{\"Name\":");
+	escape_json(&body, name);
+	appendStringInfoString(&body, ",\"Labels\":{\"" LABEL_MANAGED "\":\"true\",\""
+						   LABEL_MARKER "\":\"true\"}}");
+	reply = docker_call("POST", "/volumes/create", NULL, body.data,
+						HTTP_DEFAULT_TIMEOUT_MS);
+	if (reply.result.kind == DOCKER_NOT_FOUND)
+		reply.result.kind = DOCKER_ACTION_FAILED;
+	return reply.result;
+}
+
+/*
+ * Lists the managed volumes: the workspace ids of the home volumes in
+ * *out, and in *marker_seen whether the volume named marker is among them.
+ */
+DockerResult
+docker_list_volumes(List **out, const char *marker, bool *marker_seen)
 {
 	const char *path = "/volumes";
 	DockerReply reply;
@@ -523,6 +564,7 @@ docker_list_volumes(List **out)
 	List	   *result = NIL;
 
 	*out = NIL;
+	*marker_seen = false;
 	reply = docker_call("GET", path,
 						psprintf("filters=%s", http_escape(MANAGED_FILTER)),
 						NULL, HTTP_DEFAULT_TIMEOUT_MS);
@@ -544,7 +586,11 @@ docker_list_volumes(List **out)
 	{
 		JsonbContainer *volume = json_array_container(volumes, i);
 		char	   *workspace_id;
+		char	   *name;
 
+		name = json_get_string(volume, "Name");
+		if (name != NULL && marker != NULL && strcmp(name, marker) == 0)
+			*marker_seen = true;
 		workspace_id = json_get_string(json_get_container(volume, "Labels"),
 									   LABEL_WORKSPACE);
 		if (workspace_id != NULL)

@@ -47,7 +47,9 @@ extern char *docker_volume_name(const char *workspace_id);
  * On success *out is a List of DockerContainer* / of char* workspace ids.
  */
 extern DockerResult docker_list_containers(List **out);
-extern DockerResult docker_list_volumes(List **out);
+extern DockerResult docker_list_volumes(List **out, const char *marker, bool *marker_seen);
+extern char *docker_marker_volume_name(uint64 system_identifier);
+extern DockerResult docker_create_marker_volume(const char *name);
 
 /* Containers */
 extern DockerResult docker_inspect_container(const char *workspace_id,

@@ -2,7 +2,7 @@
  * health_monitor.c: the HealthMonitor background worker.
  *
  * Each tick makes exactly two Docker calls, one listing the managed
- * containers and one the managed volumes, whatever the number of
+ * volumes and one the managed containers, whatever the number of
  * workspaces, and hands both lists to wsctl._record_observations(), which
  * applies the priority table (observe_status) to every watched workspace.
  * A failed Docker call skips the whole tick: the HealthMonitor never writes
@@ -11,6 +11,7 @@
  */
 #include "postgres.h"
 
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -103,22 +104,82 @@ record_observations(List *containers, List *volumes, TimestampTz observed_at,
 	wsctl_xact_commit();
 }
 
+/*
+ * Whether the table expects resources on Docker: a workspace observed
+ * STANDBY or RUNNING has a volume somewhere.
+ */
+static bool
+resources_expected(void)
+{
+	bool		expected;
+	bool		isnull;
+	int			ret;
+
+	wsctl_xact_begin("wsctl health_monitor: checking the Docker daemon");
+	ret = SPI_execute("SELECT wsctl._docker_resources_expected()", true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "wsctl health_monitor: _docker_resources_expected failed: %s",
+			 SPI_result_code_string(ret));
+	expected = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1, &isnull));
+	wsctl_xact_commit();
+	return expected;
+}
+
+/*
+ * Whether the listing comes from wsctl's own daemon. A daemon without the
+ * cluster's marker volume is another daemon (wsctl.docker_host changed) or
+ * a wiped one: believing its empty listing would put every workspace into
+ * terminal ERROR, so nothing is written. The marker is created only while
+ * the table expects nothing on Docker (a new installation); after a
+ * deliberate wipe an operator creates it (docs/operations.md).
+ */
+static bool
+daemon_trusted(bool marker_seen, const char *marker)
+{
+	DockerResult r;
+
+	if (marker_seen)
+		return true;
+	if (resources_expected())
+		return false;
+	r = docker_create_marker_volume(marker);
+	if (r.kind != DOCKER_OK)
+	{
+		ereport(WARNING,
+				(errmsg("wsctl health_monitor: could not create the marker volume %s: %s",
+						marker, r.message)));
+		return false;
+	}
+	ereport(LOG, (errmsg("wsctl health_monitor: created the marker volume %s on %s",
+						 marker, wsctl_docker_host)));
+	return true;
+}
+
 static void
 health_monitor_tick(MemoryContext tick_cxt)
 {
 	TimestampTz observed_at = GetCurrentTimestamp();
 	uint64		calls_before = docker_request_count();
+	char	   *marker = docker_marker_volume_name(GetSystemIdentifier());
 	List	   *containers = NIL;
 	List	   *volumes = NIL;
+	bool		marker_seen = false;
 	DockerResult r;
 	instr_time	start,
 				elapsed;
 	int			changed = 0;
 
+	/*
+	 * Volumes first, then containers. A workspace's volume is created
+	 * before its container and removed after it, so a container seen in
+	 * the second listing had its volume during the first: a delete racing
+	 * with this tick can never look like a container without a volume.
+	 */
 	INSTR_TIME_SET_CURRENT(start);
-	r = docker_list_containers(&containers);
+	r = docker_list_volumes(&volumes, marker, &marker_seen);
 	if (r.kind == DOCKER_OK)
-		r = docker_list_volumes(&volumes);
+		r = docker_list_containers(&containers);
 	if (r.kind != DOCKER_OK)
 	{
 		ereport(WARNING,
@@ -130,7 +191,19 @@ health_monitor_tick(MemoryContext tick_cxt)
 
 	PG_TRY();
 	{
-		record_observations(containers, volumes, observed_at, &changed);
+		if (daemon_trusted(marker_seen, marker))
+			record_observations(containers, volumes, observed_at, &changed);
+		else
+		{
+			char	   *message = psprintf("Docker at %s does not carry this cluster's marker volume %s: "
+										   "another daemon, or a wiped one; nothing written this tick",
+										   wsctl_docker_host, marker);
+
+			ereport(WARNING,
+					(errmsg("wsctl health_monitor: %s", message),
+					 errhint("Point wsctl.docker_host back at wsctl's daemon; if this daemon was wiped on purpose, create the marker volume (docs/operations.md).")));
+			wsctl_status_error(WSCTL_HEALTH_MONITOR, message);
+		}
 	}
 	PG_CATCH();
 	{

@@ -20,6 +20,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
 #include "utils/uuid.h"
 #include "utils/wait_event.h"
 
@@ -234,6 +235,32 @@ read_workspace(const pg_uuid_t *ws, const pg_uuid_t *op_id, const char *operatio
 	return found;
 }
 
+/*
+ * wsctl.debug_operation_delay: the worker stays busy this long after
+ * acting, so tests can watch an operation whose resources already look
+ * done while its worker has not reported (it must not complete).
+ */
+static void
+delay_report(void)
+{
+	TimestampTz until;
+
+	if (wsctl_debug_operation_delay_ms <= 0)
+		return;
+	until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wsctl_debug_operation_delay_ms);
+	for (;;)
+	{
+		long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), until);
+
+		if (left <= 0)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 left, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
 /* A worker that dies without reporting (error, SIGTERM) still reports. */
 static void
 report_unexpected_exit(int code, Datum arg)
@@ -281,6 +308,7 @@ wsctl_operation_main(Datum arg)
 		o = act(s.operation, id, image_ref);
 	}
 
+	delay_report();
 	if (o.ok)
 		ereport(LOG, (errmsg("wsctl operation: workspace %s: %s actuated, awaiting observation",
 							 id, s.operation)));

@@ -141,9 +141,10 @@ static ReconcileAction
 call_reconcile(const char *workspace_id, int slot)
 {
 	WsctlOpSlot s;
-	Oid			types[7] = {UUIDOID, TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID};
-	Datum		args[7];
-	char		nulls[7] = "       ";
+	Oid			types[8] = {UUIDOID, TEXTOID, UUIDOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID,
+	BOOLOID};
+	Datum		args[8];
+	char		nulls[8] = "        ";
 	bool		can_launch;
 	ReconcileAction a;
 	HeapTuple	tup;
@@ -158,17 +159,20 @@ call_reconcile(const char *workspace_id, int slot)
 
 	args[0] = DirectFunctionCall1(uuid_in, CStringGetDatum(workspace_id));
 	args[1] = CStringGetTextDatum(slot_state_name(s.state));
-	args[2] = TimestampTzGetDatum(s.finished_at);
-	args[3] = CStringGetTextDatum(s.reason);
-	args[4] = CStringGetTextDatum(s.code);
-	args[5] = CStringGetTextDatum(s.message);
-	args[6] = BoolGetDatum(can_launch);
-	if (s.state != OP_SLOT_SUCCEEDED && s.state != OP_SLOT_FAILED)
+	args[2] = UUIDPGetDatum(&s.op_id);
+	args[3] = TimestampTzGetDatum(s.finished_at);
+	args[4] = CStringGetTextDatum(s.reason);
+	args[5] = CStringGetTextDatum(s.code);
+	args[6] = CStringGetTextDatum(s.message);
+	args[7] = BoolGetDatum(can_launch);
+	if (s.state == OP_SLOT_FREE)
 		nulls[2] = 'n';
+	if (s.state != OP_SLOT_SUCCEEDED && s.state != OP_SLOT_FAILED)
+		nulls[3] = 'n';
 
 	ret = SPI_execute_with_args("SELECT a.action, a.operation::text, a.op_id::text, a.detail "
-								"FROM wsctl._reconcile_workspace($1, $2, $3, $4, $5, $6, $7) a",
-								7, types, args, nulls, false, 1);
+								"FROM wsctl._reconcile_workspace($1, $2, $3, $4, $5, $6, $7, $8) a",
+								8, types, args, nulls, false, 1);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "wsctl reconciler: _reconcile_workspace failed: %s", SPI_result_code_string(ret));
 
@@ -193,6 +197,13 @@ launch(const char *workspace_id, ReconcileAction *a)
 	pg_uuid_t  *ws = DatumGetUUIDP(DirectFunctionCall1(uuid_in, CStringGetDatum(workspace_id)));
 	int			slot = wsctl_op_slot_acquire(ws, &a->op_id, a->operation);
 
+	if (slot == WSCTL_SLOT_TAKEN)
+	{
+		ereport(WARNING,
+				(errmsg("wsctl reconciler: workspace %s: %s not launched: the workspace already has an operation worker",
+						workspace_id, a->operation)));
+		return;
+	}
 	if (slot < 0)
 	{
 		ereport(WARNING,
@@ -249,6 +260,9 @@ reconcile_one(const char *workspace_id, MemoryContext tick_cxt)
 		wsctl_xact_commit();
 		MemoryContextSwitchTo(tick_cxt);
 
+		if (a.detail != NULL && strncmp(a.detail, "waiting for Docker", 18) == 0)
+			wsctl_status_error(WSCTL_RECONCILER,
+							   psprintf("workspace %s: %s", workspace_id, a.detail));
 		if (strcmp(action, "launch") == 0)
 			launch(workspace_id, &a);
 		else if (strcmp(action, "terminate") == 0 && slot >= 0)

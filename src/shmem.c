@@ -110,7 +110,32 @@ wsctl_status_set_stopped(WsctlComponent c)
 		s->pid = 0;
 		s->leader = false;
 	}
+	if (s->leader_pid == MyProcPid)
+		s->leader_pid = 0;
 	LWLockRelease(shared->lock);
+}
+
+/*
+ * Makes this process the component's leader unless another live process
+ * is. Leadership lives in shared memory, which no database role can write:
+ * a lock in the database (an advisory key, say) could be taken by any
+ * LOGIN role and held to stall or steal the component. A leader that died
+ * without clearing its entry (SIGKILL) is recognised by its pid no longer
+ * belonging to a backend; a server crash-restart wipes the area anyway.
+ */
+bool
+wsctl_leader_acquire(WsctlComponent c)
+{
+	WsctlComponentStatus *s = &shared->components[c];
+	bool		mine;
+
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	if (s->leader_pid != MyProcPid &&
+		(s->leader_pid == 0 || BackendPidGetProc(s->leader_pid) == NULL))
+		s->leader_pid = MyProcPid;
+	mine = (s->leader_pid == MyProcPid);
+	LWLockRelease(shared->lock);
+	return mine;
 }
 
 void
@@ -249,23 +274,36 @@ wsctl_wake_health_monitor(PG_FUNCTION_ARGS)
 
 /* Operation slots ----------------------------------------------------------- */
 
-/* Returns a slot index, or -1 when wsctl.max_concurrent_operations are busy. */
+/*
+ * Returns a slot index; -1 when wsctl.max_concurrent_operations are busy;
+ * WSCTL_SLOT_TAKEN when the workspace already has a slot. The check and
+ * the claim happen under one exclusive lock (compare-and-set), so two
+ * reconcilers, or a restarted one, can never start two workers for one
+ * workspace.
+ */
 int
 wsctl_op_slot_acquire(const pg_uuid_t *workspace_id, const pg_uuid_t *op_id,
 					  const char *operation)
 {
 	int			found = -1;
 	int			busy = 0;
+	bool		taken = false;
 
 	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < WSCTL_MAX_OPERATION_SLOTS; i++)
 	{
 		if (shared->ops[i].state != OP_SLOT_FREE)
+		{
 			busy++;
+			if (memcmp(&shared->ops[i].workspace_id, workspace_id, sizeof(pg_uuid_t)) == 0)
+				taken = true;
+		}
 		else if (found < 0)
 			found = i;
 	}
-	if (found >= 0 && busy < wsctl_max_concurrent_operations)
+	if (taken)
+		found = WSCTL_SLOT_TAKEN;
+	else if (found >= 0 && busy < wsctl_max_concurrent_operations)
 	{
 		WsctlOpSlot *s = &shared->ops[found];
 

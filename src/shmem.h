@@ -16,7 +16,8 @@
 typedef struct WsctlComponentStatus
 {
 	pid_t		pid;			/* 0 when not running */
-	bool		leader;			/* holds the component's advisory lock */
+	bool		leader;			/* is the component's leader (leader_pid) */
+	pid_t		leader_pid;		/* the one process allowed to act as it */
 	TimestampTz started_at;
 	TimestampTz last_tick;
 	uint64		ticks;
@@ -58,12 +59,16 @@ extern void wsctl_status_tick(WsctlComponent c, double tick_ms, uint64 docker_ca
 extern void wsctl_status_error(WsctlComponent c, const char *message);
 extern WsctlComponentStatus wsctl_status_get(WsctlComponent c);
 
+/* Leadership, in shared memory: no database role can take or block it. */
+extern bool wsctl_leader_acquire(WsctlComponent c);
+
 /* Wake-ups through process latches. */
 extern void wsctl_wake_component(WsctlComponent c);
 extern void wsctl_request_observation(void);
 extern bool wsctl_take_observation_request(void);
 
 /* Operation slots, guarded by the wsctl LWLock. */
+#define WSCTL_SLOT_TAKEN (-2)	/* acquire: the workspace already has a slot */
 extern int	wsctl_op_slot_acquire(const pg_uuid_t *workspace_id, const pg_uuid_t *op_id,
 								  const char *operation);
 extern void wsctl_op_slot_release(int slot);

@@ -19,20 +19,40 @@
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
 #include "shmem.h"
 #include "worker_common.h"
 
-/* Advisory lock class of the component leader locks: (2003987, 100 + c). */
-#define WSCTL_LOCK_CLASS 2003987
-#define WSCTL_LEADER_LOCK_BASE 100
-
-static bool is_leader = false;
-
 /* The memory context the caller of wsctl_xact_begin was in. */
 static MemoryContext xact_caller_cxt = NULL;
+
+/*
+ * Settings a worker's session must have whatever the database or a role
+ * says (ALTER DATABASE ... SET is open to the database owner): nothing
+ * another role defines may run inside a worker, and nothing may make it
+ * wait, refuse to write or change what its queries mean.
+ *   search_path       only the catalog: every wsctl object is qualified, so
+ *                     an operator or function planted in public (or any
+ *                     schema) is never resolved
+ *   role              the worker keeps its own (superuser) identity
+ *   lock_timeout      a backstop; row locks are taken with SKIP LOCKED
+ */
+static const char *const pinned_settings[][2] = {
+	{"search_path", "pg_catalog, pg_temp"},
+	{"role", "none"},
+	{"default_transaction_isolation", "read committed"},
+	{"default_transaction_read_only", "off"},
+	{"default_transaction_deferrable", "off"},
+	{"statement_timeout", "0"},
+	{"lock_timeout", "5s"},
+	{"idle_in_transaction_session_timeout", "0"},
+	{"plpgsql.variable_conflict", "error"},
+	{"plpgsql.extra_errors", "none"},
+	{"plpgsql.extra_warnings", "none"},
+};
 
 /* Signals, database connection; the caller has just been started. */
 void
@@ -42,6 +62,9 @@ wsctl_worker_start(const char *name)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(wsctl_database, NULL, 0);
+	for (int i = 0; i < lengthof(pinned_settings); i++)
+		SetConfigOption(pinned_settings[i][0], pinned_settings[i][1],
+						PGC_SUSET, PGC_S_SESSION);
 	pgstat_report_appname(name);
 }
 
@@ -121,69 +144,56 @@ wsctl_xact_commit(void)
 }
 
 /*
- * In a PG_CATCH block: copies the error message into cxt, clears the error
- * and rolls the transaction back, so the worker can go on with the next
- * unit of work.
+ * In a PG_CATCH block: reports the error whole to the server log (SQLSTATE,
+ * detail, hint, context: EmitErrorReport), clears it and rolls the
+ * transaction back, so the worker can go on with the next unit of work.
+ * Returns, allocated in cxt, a one-line summary with the SQLSTATE and the
+ * detail for wsctl.workers.last_error.
  */
 char *
 wsctl_xact_abort(MemoryContext cxt)
 {
 	ErrorData  *edata;
-	char	   *message;
+	char	   *summary;
 
 	MemoryContextSwitchTo(cxt);
+	EmitErrorReport();
 	edata = CopyErrorData();
 	FlushErrorState();
 	AbortCurrentTransaction();
 	pgstat_report_activity(STATE_IDLE, NULL);
-	message = pstrdup(edata->message ? edata->message : "unknown error");
-	FreeErrorData(edata);
 	MemoryContextSwitchTo(cxt);
-	return message;
+	summary = psprintf("%s: %s%s%s", unpack_sql_state(edata->sqlerrcode),
+					   edata->message ? edata->message : "unknown error",
+					   edata->detail ? " DETAIL: " : "",
+					   edata->detail ? edata->detail : "");
+	FreeErrorData(edata);
+	return summary;
 }
 
 /*
  * Whether this component should work now: not on a standby, only once the
- * extension exists, and only while this process holds the component's
- * leader lock (one active instance per database). The lock is a session
- * advisory lock taken with pg_try_advisory_lock, so it never waits and is
- * released by PostgreSQL when the process dies.
+ * extension exists, and only while this process is the component's leader
+ * (one active instance per database). Leadership is kept in shared memory
+ * (wsctl_leader_acquire), never in a lock another role could take.
  */
 bool
 wsctl_component_active(WsctlComponent c, bool *leader)
 {
-	bool		active = false;
+	bool		exists;
 
 	if (RecoveryInProgress())
 	{
-		*leader = is_leader;
+		*leader = false;
 		return false;
 	}
 
-	wsctl_xact_begin("wsctl: checking leadership");
-	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'wsctl'",
+	wsctl_xact_begin("wsctl: checking the extension");
+	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'wsctl'",
 					true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "wsctl: could not look up the extension");
-	if (SPI_processed == 1)
-	{
-		if (!is_leader)
-		{
-			Datum		args[2] = {Int32GetDatum(WSCTL_LOCK_CLASS),
-			Int32GetDatum(WSCTL_LEADER_LOCK_BASE + (int) c)};
-			Oid			types[2] = {INT4OID, INT4OID};
-			bool		isnull;
-			int			ret;
-
-			ret = SPI_execute_with_args("SELECT pg_catalog.pg_try_advisory_lock($1, $2)",
-										2, types, args, NULL, true, 1);
-			if (ret != SPI_OK_SELECT)
-				elog(ERROR, "wsctl: leader lock query failed: %s", SPI_result_code_string(ret));
-			is_leader = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-												   SPI_tuptable->tupdesc, 1, &isnull));
-		}
-		active = is_leader;
-	}
+	exists = (SPI_processed == 1);
 	wsctl_xact_commit();
-	*leader = is_leader;
-	return active;
+	*leader = exists && wsctl_leader_acquire(c);
+	return *leader;
 }

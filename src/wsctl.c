@@ -39,6 +39,7 @@ int			wsctl_timeout_stopping_ms = 5 * 60 * 1000;
 int			wsctl_timeout_archiving_ms = 30 * 60 * 1000;
 int			wsctl_timeout_deleting_ms = 5 * 60 * 1000;
 int			wsctl_max_concurrent_operations = 10;
+int			wsctl_debug_operation_delay_ms = 0;
 static int	wsctl_max_running_per_user = 2;
 static int	wsctl_max_running_global = 100;
 
@@ -71,15 +72,15 @@ define_settings(void)
 	DefineCustomStringVariable("wsctl.database",
 							   "Database the wsctl background workers connect to.",
 							   NULL, &wsctl_database, "postgres",
-							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+							   PGC_POSTMASTER, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
 	DefineCustomStringVariable("wsctl.docker_host",
 							   "Docker Engine API endpoint: unix:///path or tcp://127.0.0.1:PORT.",
 							   NULL, &wsctl_docker_host, "unix:///var/run/docker.sock",
-							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
 	DefineCustomStringVariable("wsctl.container_network",
 							   "Docker network mode of workspace containers.",
 							   NULL, &wsctl_container_network, "none",
-							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
 	DefineCustomStringVariable("wsctl.container_mount_path",
 							   "Where the home volume is mounted in a workspace container.",
 							   NULL, &wsctl_container_mount_path, "/home/coder",
@@ -127,6 +128,13 @@ define_settings(void)
 							"Running slots in the whole system.",
 							NULL, &wsctl_max_running_global, 100, 0, 1000000,
 							PGC_SUSET, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("wsctl.debug_operation_delay",
+							"Testing only: operation workers wait this long after acting, before reporting.",
+							"Lets tests observe an operation whose worker is still busy.",
+							&wsctl_debug_operation_delay_ms, 0, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS | GUC_SUPERUSER_ONLY | GUC_NOT_IN_SAMPLE,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("wsctl");
 }

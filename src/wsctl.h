@@ -32,5 +32,6 @@ extern int	wsctl_timeout_stopping_ms;
 extern int	wsctl_timeout_archiving_ms;
 extern int	wsctl_timeout_deleting_ms;
 extern int	wsctl_max_concurrent_operations;
+extern int	wsctl_debug_operation_delay_ms;
 
 #endif							/* WSCTL_H */

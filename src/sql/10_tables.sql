@@ -77,3 +77,41 @@ CREATE INDEX idx_workspaces_running ON wsctl.workspaces (id)
 
 CREATE INDEX idx_workspaces_owner ON wsctl.workspaces (owner_user_id, created_at)
 	WHERE deleted_at IS NULL;
+
+-- Locks the workers and the API functions depend on. They are row locks on
+-- this table, which nobody but the extension's owner may read or update,
+-- so no other role can take or block them (an advisory-lock key could be
+-- taken by any LOGIN role: DESIGN section 5).
+--   running_slots    serializes the API's running-slot claims
+--   starting_claims  serializes the reconciler's STARTING claims
+CREATE TABLE wsctl.locks (
+	name text PRIMARY KEY,
+	note text NOT NULL
+);
+COMMENT ON TABLE wsctl.locks IS
+	'Rows whose FOR UPDATE locks serialize running-slot claims; only the extension owner can lock them';
+INSERT INTO wsctl.locks (name, note) VALUES
+	('running_slots', 'API functions that can add a running slot (create, set_desired_state, wake)'),
+	('starting_claims', 'the reconciler''s STARTING claims, re-checked against the limits');
+
+-- Every attempt at an operation, launched by the reconciler and judged from
+-- its worker's outcome. An attempt without an outcome and without a live
+-- worker has vanished (its worker died, or the server restarted): that
+-- counts as a failure like any other, so a crash loop ends in RetryExceeded.
+-- Rows of an operation are removed when it completes or is superseded.
+CREATE TABLE wsctl.operation_attempts (
+	workspace_id uuid NOT NULL REFERENCES wsctl.workspaces (id) ON DELETE CASCADE,
+	op_id        uuid NOT NULL,
+	attempt      int NOT NULL CHECK (attempt > 0),
+	operation    wsctl.operation NOT NULL,
+	launched_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+	finished_at  timestamptz,
+	outcome      text CHECK (outcome IN ('succeeded', 'failed', 'vanished', 'superseded')),
+	reason       text,
+	code         text,
+	message      text,
+	PRIMARY KEY (workspace_id, op_id, attempt),
+	CHECK ((outcome IS NULL) = (finished_at IS NULL))
+);
+COMMENT ON TABLE wsctl.operation_attempts IS
+	'Attempts at the operations in flight or failed: launched by the reconciler, finished with the worker''s outcome';

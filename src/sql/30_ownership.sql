@@ -155,3 +155,28 @@ COMMENT ON FUNCTION wsctl._guard_workspace_write() IS
 CREATE TRIGGER workspaces_guard_write
 	BEFORE INSERT OR UPDATE OR DELETE ON wsctl.workspaces
 	FOR EACH ROW EXECUTE FUNCTION wsctl._guard_workspace_write();
+
+-- TRUNCATE fires no row trigger, so it gets its own: it is a removal of
+-- rows like DELETE, which only component "admin" may do.
+CREATE FUNCTION wsctl._guard_workspace_truncate()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	component wsctl.component := wsctl._declared_component();
+BEGIN
+	IF component <> 'admin' THEN
+		RAISE EXCEPTION 'component "%" may not truncate wsctl.workspaces', component
+			USING ERRCODE = 'WS403',
+				  HINT = 'Workspaces are soft-deleted with wsctl.delete_workspace(); only component "admin" purges rows.';
+	END IF;
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION wsctl._guard_workspace_truncate() IS
+	'BEFORE TRUNCATE trigger: WS403 unless the declared component is admin';
+
+CREATE TRIGGER workspaces_guard_truncate
+	BEFORE TRUNCATE ON wsctl.workspaces
+	FOR EACH STATEMENT EXECUTE FUNCTION wsctl._guard_workspace_truncate();

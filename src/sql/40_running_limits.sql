@@ -2,15 +2,19 @@
 --
 -- A workspace claims a running slot when it is asked to run (live, desired
 -- RUNNING), when its container is observed RUNNING, or while it is STARTING.
--- Every path that can add a slot (create, set_desired_state, wake_workspace,
--- the reconciler's STARTING claim) first takes one transaction-level
--- advisory lock, then counts, then writes, and commits with the lock held.
--- Under READ COMMITTED each statement takes a fresh snapshot, so the count
--- taken after the lock sees every claim committed before it: two claims for
--- the last slot are serialized and the second sees the first.
+-- Every API path that can add a slot (create, set_desired_state,
+-- wake_workspace) first takes the row lock 'running_slots' in wsctl.locks,
+-- then counts, then writes, and commits with the lock held. Under READ
+-- COMMITTED each statement takes a fresh snapshot, so the count taken
+-- after the lock sees every claim committed before it: two claims for the
+-- last slot are serialized and the second sees the first.
+-- The reconciler's STARTING claim never adds to what the API counts (the
+-- workspace is already desired RUNNING), so it takes its own lock,
+-- 'starting_claims', with SKIP LOCKED: an API session idle in a
+-- transaction that holds 'running_slots' never stalls the reconciler.
 
--- The advisory lock key: the two int4 halves of a fixed constant, in the
--- (int, int) key space so it cannot collide with bigint-keyed users.
+-- The lock is a row of wsctl.locks, which no role but the extension's owner
+-- can lock: an advisory key could be held forever by any LOGIN role.
 CREATE FUNCTION wsctl._lock_running_slots()
 RETURNS void
 LANGUAGE plpgsql
@@ -24,11 +28,11 @@ BEGIN
 								  upper(current_setting('transaction_isolation'))),
 				  HINT = 'Call the wsctl API outside REPEATABLE READ and SERIALIZABLE transactions.';
 	END IF;
-	PERFORM pg_advisory_xact_lock(2003987, 1);	/* "wsctl", running slots */
+	PERFORM 1 FROM wsctl.locks AS l WHERE l.name = 'running_slots' FOR UPDATE;
 END
 $$;
 COMMENT ON FUNCTION wsctl._lock_running_slots() IS
-	'Serializes running-slot claims: transaction-level advisory lock (2003987, 1)';
+	'Serializes the API''s running-slot claims: row lock on wsctl.locks ''running_slots'', held to commit';
 
 -- Raises WS429 unless one more slot fits for workspace_id's owner. The
 -- caller holds the lock (_lock_running_slots). The workspace itself is not

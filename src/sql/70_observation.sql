@@ -4,6 +4,7 @@
 -- the lists to _record_observations(), which applies observe_status() to
 -- every workspace that still needs watching, in one transaction, one
 -- subtransaction per workspace so that one bad row never costs the tick.
+-- Rows locked by another session are skipped (SKIP LOCKED).
 
 CREATE FUNCTION wsctl._record_observations(container_ids uuid[], container_running bool[],
 										   volume_ids uuid[], observed_at timestamptz)
@@ -33,6 +34,9 @@ BEGIN
 		  LEFT JOIN (SELECT DISTINCT u.id FROM unnest(volume_ids) AS u(id)) AS v ON v.id = x.id
 		 WHERE x.deleted_at IS NULL OR x.observed_status <> 'DELETED' OR x.operation <> 'NONE'
 		 ORDER BY x.id
+		 -- A row another session holds (a client idle in a transaction) is
+		 -- skipped this tick instead of stalling every other workspace.
+		 FOR UPDATE OF x SKIP LOCKED
 	LOOP
 		w := r.ws;
 		has_c := r.has_c;
@@ -84,3 +88,14 @@ AS $$
 $$;
 COMMENT ON FUNCTION wsctl.invariant_error(text, wsctl.operation, bool, bool, text) IS
 	'error_info the HealthMonitor records for an invariant violation (ContainerWithoutVolume, DataLost)';
+
+CREATE FUNCTION wsctl._docker_resources_expected()
+RETURNS bool
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT EXISTS (SELECT 1 FROM wsctl.workspaces AS x
+					WHERE x.observed_status IN ('STANDBY', 'RUNNING'))
+$$;
+COMMENT ON FUNCTION wsctl._docker_resources_expected() IS
+	'Whether some workspace is observed STANDBY or RUNNING, i.e. has resources on Docker (the HealthMonitor creates its marker volume only when none does)';

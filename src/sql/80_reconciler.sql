@@ -76,10 +76,106 @@ $$;
 COMMENT ON FUNCTION wsctl._record_failure(wsctl.workspaces, text, text, text, jsonb) IS
 	'Records a failed attempt in error_info/error_count; returns whether the error is terminal';
 
+-- The attempt of the workspace's current operation that was launched last.
+CREATE FUNCTION wsctl._current_attempt(w wsctl.workspaces)
+RETURNS wsctl.operation_attempts
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT a.* FROM wsctl.operation_attempts AS a
+	 WHERE a.workspace_id = w.id AND a.op_id = w.op_id
+	 ORDER BY a.attempt DESC LIMIT 1
+$$;
+COMMENT ON FUNCTION wsctl._current_attempt(wsctl.workspaces) IS
+	'The last attempt launched for the workspace''s current op_id, or NULL';
+
+-- Records a new attempt and returns the launch action. The attempt row is
+-- committed before the worker exists, so a worker that dies at any point
+-- leaves an attempt without an outcome: the next tick counts it as failed.
+-- The primary key makes it a compare-and-set: two reconcilers reading the
+-- same row cannot both launch attempt n of one op_id.
+CREATE FUNCTION wsctl._launch(w wsctl.workspaces, operation wsctl.operation, op_id uuid,
+							  detail text)
+RETURNS wsctl.reconcile_action
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	next_attempt int;
+BEGIN
+	SELECT coalesce(max(a.attempt), 0) + 1 INTO next_attempt
+	  FROM wsctl.operation_attempts AS a
+	 WHERE a.workspace_id = w.id AND a.op_id = _launch.op_id;
+	INSERT INTO wsctl.operation_attempts AS a (workspace_id, op_id, attempt, operation)
+	VALUES (w.id, _launch.op_id, next_attempt, _launch.operation)
+	ON CONFLICT DO NOTHING;
+	IF NOT FOUND THEN
+		RETURN wsctl._action('none', detail => 'attempt already launched elsewhere');
+	END IF;
+	RAISE LOG 'wsctl reconciler: workspace % operation % attempt % launched (op_id %)',
+		w.id, operation, next_attempt, op_id;
+	RETURN wsctl._action('launch', operation, op_id, detail);
+END
+$$;
+COMMENT ON FUNCTION wsctl._launch(wsctl.workspaces, wsctl.operation, uuid, text) IS
+	'Records attempt n+1 of an operation (compare-and-set on its key) and returns the launch action';
+
+-- Gives the current attempt its outcome (once: an attempt that has one keeps it).
+CREATE FUNCTION wsctl._finish_attempt(w wsctl.workspaces, outcome text, reason text DEFAULT NULL,
+									  code text DEFAULT NULL, message text DEFAULT NULL)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+	UPDATE wsctl.operation_attempts AS a
+	   SET outcome = _finish_attempt.outcome, finished_at = clock_timestamp(),
+		   reason = _finish_attempt.reason, code = nullif(_finish_attempt.code, ''),
+		   message = _finish_attempt.message
+	 WHERE a.workspace_id = w.id AND a.op_id = w.op_id AND a.outcome IS NULL
+$$;
+COMMENT ON FUNCTION wsctl._finish_attempt(wsctl.workspaces, text, text, text, text) IS
+	'Records the outcome of the current attempt (succeeded, failed, vanished or superseded)';
+
+-- Docker could not be reached at all (connection refused, socket missing).
+-- That is not the workspace's failure: error_count does not move, and the
+-- time until the next attempt does not count toward the timeout
+-- (outage_since is subtracted from the elapsed time when it relaunches).
+CREATE FUNCTION wsctl._record_outage(w wsctl.workspaces, attempt wsctl.operation_attempts,
+									 code text, message text)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+	UPDATE wsctl.workspaces AS x
+	   SET error_message = 'waiting for Docker: ' || message,
+		   error_info = jsonb_build_object(
+				'reason', 'Unreachable', 'message', 'waiting for Docker: ' || message,
+				'is_terminal', false, 'operation', w.operation, 'error_count', w.error_count,
+				'context', jsonb_build_object(
+					'code', code, 'waiting_for', 'docker',
+					'outage_since', coalesce(w.error_info -> 'context' ->> 'outage_since',
+											 attempt.launched_at::text)),
+				'occurred_at', to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
+	 WHERE x.id = w.id
+$$;
+COMMENT ON FUNCTION wsctl._record_outage(wsctl.workspaces, wsctl.operation_attempts, text, text) IS
+	'Records that an attempt found Docker unreachable: waiting, not failing (no retry used, timeout suspended)';
+
+-- Whether the workspace's operation is waiting for Docker to come back.
+CREATE FUNCTION wsctl._waiting_for_docker(w wsctl.workspaces)
+RETURNS bool
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT coalesce(w.error_info -> 'context' ->> 'outage_since', '') <> '' $$;
+COMMENT ON FUNCTION wsctl._waiting_for_docker(wsctl.workspaces) IS
+	'True between an attempt that found Docker unreachable and the next attempt';
+
 CREATE FUNCTION wsctl._complete_operation(w wsctl.workspaces)
 RETURNS void
 LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
 AS $$
+	DELETE FROM wsctl.operation_attempts AS a WHERE a.workspace_id = w.id;
 	UPDATE wsctl.workspaces AS x
 	   SET operation = 'NONE', op_id = NULL, op_started_at = NULL,
 		   error_count = 0, error_info = NULL, error_message = NULL,
@@ -87,7 +183,7 @@ AS $$
 	 WHERE x.id = w.id;
 $$;
 COMMENT ON FUNCTION wsctl._complete_operation(wsctl.workspaces) IS
-	'Marks the operation complete: operation NONE, op_id cleared, errors reset (last_access_at on STOPPING)';
+	'Marks the operation complete: operation NONE, op_id cleared, errors reset, attempts removed (last_access_at on STOPPING)';
 
 -- Claims an operation with compare-and-set on the operation the row had
 -- when it was read (NONE, or the failed operation an ERROR keeps when the
@@ -98,24 +194,33 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	claimed_op_id uuid;
+	claimed wsctl.workspaces;
 BEGIN
 	UPDATE wsctl.workspaces AS x
 	   SET operation = planned, op_id = coalesce(x.op_id, gen_random_uuid()),
 		   op_started_at = now(), error_count = 0, error_info = NULL, error_message = NULL
 	 WHERE x.id = w.id AND x.operation = w.operation
-	RETURNING x.op_id INTO claimed_op_id;
+	RETURNING x.* INTO claimed;
 	IF NOT FOUND THEN
 		RETURN wsctl._action('none', detail => 'claim lost');
 	END IF;
-	RAISE LOG 'wsctl reconciler: workspace % claimed % (op_id %)', w.id, planned, claimed_op_id;
-	RETURN wsctl._action('launch', planned, claimed_op_id, 'claimed');
+	-- Attempts of an operation this claim replaces are history now.
+	UPDATE wsctl.operation_attempts AS a
+	   SET outcome = 'superseded', finished_at = clock_timestamp()
+	 WHERE a.workspace_id = w.id AND a.outcome IS NULL;
+	DELETE FROM wsctl.operation_attempts AS a
+	 WHERE a.workspace_id = w.id AND a.op_id <> claimed.op_id;
+	RAISE LOG 'wsctl reconciler: workspace % claimed % (op_id %)', w.id, planned, claimed.op_id;
+	RETURN wsctl._launch(claimed, planned, claimed.op_id, 'claimed');
 END
 $$;
 COMMENT ON FUNCTION wsctl._claim(wsctl.workspaces, wsctl.operation) IS
-	'Compare-and-set claim of an operation; returns launch, or none when another writer won';
+	'Compare-and-set claim of an operation and its first attempt; returns launch, or none when another writer won';
 
 -- An operation is in flight: completion, timeout, the worker's outcome, retries.
+-- An operation completes only when the worker of its current attempt
+-- reported success for this op_id AND the observation equals the target: a
+-- worker still acting, dead or failed never completes one.
 CREATE FUNCTION wsctl._reconcile_in_flight(w wsctl.workspaces, worker_state text,
 										   worker_finished_at timestamptz, worker_reason text,
 										   worker_code text, worker_message text, can_launch bool)
@@ -124,34 +229,49 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	finished  bool := worker_state IN ('succeeded', 'failed');
+	attempt   wsctl.operation_attempts := wsctl._current_attempt(w);
+	waiting   bool := wsctl._waiting_for_docker(w);
 	elapsed   interval := now() - w.op_started_at;
 	retry_at  timestamptz;
 BEGIN
-	IF wsctl.operation_complete(w.operation, w.observed_status, w.archive_key, w.id, w.op_id) THEN
+	IF worker_state = 'succeeded'
+	   AND wsctl.operation_complete(w.operation, w.observed_status, w.archive_key, w.id, w.op_id) THEN
+		PERFORM wsctl._finish_attempt(w, 'succeeded');
 		PERFORM wsctl._complete_operation(w);
 		RAISE LOG 'wsctl reconciler: workspace % operation % complete', w.id, w.operation;
-		RETURN wsctl._action(CASE WHEN finished THEN 'release' ELSE 'none' END, detail => 'complete');
+		RETURN wsctl._action('release', detail => 'complete');
 	END IF;
 
-	IF elapsed > wsctl.operation_timeout(w.operation) THEN
+	-- The time spent waiting for Docker to come back does not count.
+	IF NOT waiting AND elapsed > wsctl.operation_timeout(w.operation) THEN
 		PERFORM wsctl._record_failure(w, 'Timeout', NULL,
 			format('%s did not complete within %s', w.operation, wsctl.operation_timeout(w.operation)),
 			jsonb_build_object('operation', w.operation,
 							   'elapsed_seconds', round(extract(epoch FROM elapsed))));
-		RETURN wsctl._action(CASE WHEN worker_state = 'busy' THEN 'terminate'
-								  WHEN finished THEN 'release' ELSE 'none' END, detail => 'timeout');
+		IF worker_state = 'busy' THEN
+			RETURN wsctl._action('terminate', detail => 'timeout');
+		END IF;
+		PERFORM wsctl._finish_attempt(w, CASE WHEN worker_state = 'none' THEN 'vanished' ELSE 'failed' END,
+									  'Timeout');
+		RETURN wsctl._action(CASE WHEN worker_state = 'none' THEN 'none' ELSE 'release' END,
+							 detail => 'timeout');
 	END IF;
 
 	IF worker_state = 'busy' THEN
 		RETURN wsctl._action('none', detail => 'worker busy');
+	ELSIF worker_state = 'failed' AND worker_code = 'DOCKER_UNAVAILABLE' THEN
+		PERFORM wsctl._finish_attempt(w, 'failed', worker_reason, worker_code, worker_message);
+		PERFORM wsctl._record_outage(w, attempt, worker_code, worker_message);
+		RETURN wsctl._action('release', detail => 'waiting for Docker: ' || worker_message);
 	ELSIF worker_state = 'failed' THEN
+		PERFORM wsctl._finish_attempt(w, 'failed', worker_reason, worker_code, worker_message);
 		PERFORM wsctl._record_failure(w, worker_reason, nullif(worker_code, ''), worker_message);
 		RETURN wsctl._action('release', detail => 'worker failed');
 	ELSIF worker_state = 'succeeded' THEN
-		-- Completion is judged from observation only. An observation made
-		-- after the worker finished that still disagrees is a Mismatch.
+		-- An observation made after the worker finished that still
+		-- disagrees is a Mismatch.
 		IF w.observed_at >= worker_finished_at THEN
+			PERFORM wsctl._finish_attempt(w, 'failed', 'Mismatch');
 			PERFORM wsctl._record_failure(w, 'Mismatch', NULL,
 				format('%s finished but the workspace is observed %s', w.operation, w.observed_status),
 				jsonb_build_object('expected', wsctl.operation_target(w.operation),
@@ -161,28 +281,46 @@ BEGIN
 		RETURN wsctl._action('none', detail => 'waiting for observation');
 	END IF;
 
-	-- No worker. Either a failed attempt waits for its retry, or the worker
-	-- vanished without a word (a server restart wipes shared memory).
-	IF w.error_info IS NULL THEN
+	-- No worker. An attempt without an outcome lost its worker (it died,
+	-- or a server restart wiped shared memory): a failure like any other,
+	-- including during a retry.
+	IF attempt.outcome IS NULL THEN
+		IF attempt.attempt IS NULL THEN
+			-- No attempt was ever recorded for this op_id: record this one.
+			INSERT INTO wsctl.operation_attempts AS a (workspace_id, op_id, attempt, operation)
+			VALUES (w.id, w.op_id, 1, w.operation);
+		END IF;
+		PERFORM wsctl._finish_attempt(w, 'vanished', 'Unreachable', 'WORKER_VANISHED');
 		PERFORM wsctl._record_failure(w, 'Unreachable', 'WORKER_VANISHED',
 			format('the worker of %s exited without reporting an outcome', w.operation));
 		RETURN wsctl._action('none', detail => 'worker vanished');
 	END IF;
-	retry_at := (w.error_info ->> 'occurred_at')::timestamptz
-				+ current_setting('wsctl.retry_delay')::interval;
+	retry_at := attempt.finished_at + current_setting('wsctl.retry_delay')::interval;
 	IF clock_timestamp() < retry_at OR NOT can_launch THEN
-		RETURN wsctl._action('none', detail => 'retry wait');
+		RETURN wsctl._action('none', detail => CASE WHEN waiting THEN 'waiting for Docker' ELSE 'retry wait' END);
 	END IF;
-	RAISE LOG 'wsctl reconciler: workspace % retrying % (attempt %)', w.id, w.operation, w.error_count + 1;
-	RETURN wsctl._action('launch', w.operation, w.op_id, 'retry');
+	IF waiting THEN
+		-- Give the operation back the time Docker was away.
+		UPDATE wsctl.workspaces AS x
+		   SET op_started_at = x.op_started_at
+				+ (now() - (x.error_info -> 'context' ->> 'outage_since')::timestamptz),
+			   error_info = jsonb_set(x.error_info, '{context}',
+									  (x.error_info -> 'context') - 'outage_since')
+		 WHERE x.id = w.id;
+	END IF;
+	RAISE LOG 'wsctl reconciler: workspace % retrying % (attempt %)', w.id, w.operation, attempt.attempt + 1;
+	RETURN wsctl._launch(w, w.operation, w.op_id, 'retry');
 END
 $$;
 COMMENT ON FUNCTION wsctl._reconcile_in_flight(wsctl.workspaces, text, timestamptz, text, text, text, bool) IS
 	'Reconciles a workspace whose operation is in flight';
 
 -- One workspace, one transaction. worker_state is none, busy, succeeded or
--- failed, from the operation slot of this workspace in shared memory.
-CREATE FUNCTION wsctl._reconcile_workspace(workspace_id uuid, worker_state text,
+-- failed, from the operation slot of this workspace in shared memory, and
+-- worker_op_id the op_id that slot was launched for.
+-- Rows locked by another session are skipped (SKIP LOCKED), so a client
+-- idle in a transaction stalls at most its own workspace.
+CREATE FUNCTION wsctl._reconcile_workspace(workspace_id uuid, worker_state text, worker_op_id uuid,
 										   worker_finished_at timestamptz, worker_reason text,
 										   worker_code text, worker_message text, can_launch bool)
 RETURNS wsctl.reconcile_action
@@ -195,22 +333,32 @@ DECLARE
 	status    wsctl.status;
 	planned   wsctl.operation;
 	finished  bool := worker_state IN ('succeeded', 'failed');
-	slot_locked bool;
+	slot_locked bool := false;
 	idle      wsctl.reconcile_action := wsctl._action(
 					CASE WHEN worker_state IN ('succeeded', 'failed') THEN 'release' ELSE 'none' END);
 BEGIN
-	-- Peek without a lock: a STARTING claim must take the running-slot lock
-	-- before the row lock, in the same order as the API.
+	-- Peek without a lock: a STARTING claim takes the claim lock first.
 	SELECT * INTO w FROM wsctl.workspaces AS x WHERE x.id = workspace_id;
 	IF NOT FOUND THEN
 		RETURN idle;
 	END IF;
-	slot_locked := w.operation = 'NONE'
-		AND wsctl.plan_operation(w.observed_status, w.desired_state, w.archive_key, w.deleted_at) = 'STARTING';
-	IF slot_locked THEN
-		PERFORM wsctl._lock_running_slots();
+	IF w.operation = 'NONE'
+	   AND wsctl.plan_operation(w.observed_status, w.desired_state, w.archive_key, w.deleted_at) = 'STARTING' THEN
+		PERFORM 1 FROM wsctl.locks AS l WHERE l.name = 'starting_claims' FOR UPDATE SKIP LOCKED;
+		slot_locked := FOUND;
 	END IF;
-	SELECT * INTO w FROM wsctl.workspaces AS x WHERE x.id = workspace_id FOR UPDATE;
+	SELECT * INTO w FROM wsctl.workspaces AS x WHERE x.id = workspace_id FOR UPDATE SKIP LOCKED;
+	IF NOT FOUND THEN
+		-- A worker's outcome stays in its slot until it can be recorded.
+		RETURN wsctl._action('none', detail => 'row locked by another session; skipped');
+	END IF;
+
+	-- A slot left from an earlier op_id (the operation was recovered or
+	-- replaced meanwhile) is never judged against the current one.
+	IF worker_state <> 'none' AND worker_op_id IS DISTINCT FROM w.op_id THEN
+		RETURN wsctl._action(CASE WHEN worker_state = 'busy' THEN 'terminate' ELSE 'release' END,
+							 detail => 'worker of an earlier op_id');
+	END IF;
 
 	status := wsctl.effective_status(w.observed_status, w.error_info);
 	planned := wsctl.plan_operation(status, w.desired_state, w.archive_key, w.deleted_at);
@@ -223,7 +371,11 @@ BEGIN
 				AND NOT coalesce((w.error_info ->> 'is_terminal')::bool, false)) THEN
 		IF worker_state = 'busy' THEN
 			RETURN wsctl._action('terminate', detail => 'workspace in ERROR');
-		ELSIF finished OR planned <> 'DELETING' OR w.operation = 'DELETING' OR NOT can_launch THEN
+		ELSIF finished THEN
+			PERFORM wsctl._finish_attempt(w, CASE WHEN worker_state = 'succeeded' THEN 'succeeded' ELSE 'failed' END,
+										  nullif(worker_reason, ''), worker_code, nullif(worker_message, ''));
+			RETURN idle;
+		ELSIF planned <> 'DELETING' OR w.operation = 'DELETING' OR NOT can_launch THEN
 			RETURN idle;
 		END IF;
 		RETURN wsctl._claim(w, 'DELETING');
@@ -238,10 +390,10 @@ BEGIN
 		RETURN idle;
 	END IF;
 	IF planned = 'STARTING' THEN
-		-- The row changed between the peek and the lock: claim next time,
-		-- with the slot lock taken first.
+		-- The row changed between the peek and the lock, or another
+		-- reconciler holds the claim lock: claim next time.
 		IF NOT slot_locked THEN
-			RETURN wsctl._action('none', detail => 'changed while reading; retry');
+			RETURN wsctl._action('none', detail => 'STARTING claim lock not taken; retry');
 		END IF;
 		BEGIN
 			PERFORM wsctl._check_running_slot(w.owner_user_id, w.id, count_requests => false);
@@ -252,13 +404,14 @@ BEGIN
 	RETURN wsctl._claim(w, planned);
 END
 $$;
-COMMENT ON FUNCTION wsctl._reconcile_workspace(uuid, text, timestamptz, text, text, text, bool) IS
+COMMENT ON FUNCTION wsctl._reconcile_workspace(uuid, text, uuid, timestamptz, text, text, text, bool) IS
 	'StateReconciler step for one workspace: completes, times out, records failures, retries or claims; returns the process action';
 
 -- The reconciler's work list: rows not converged or in flight.
 CREATE FUNCTION wsctl._reconcile_candidates()
 RETURNS SETOF uuid
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT x.id FROM wsctl.workspaces AS x
 	 WHERE (x.deleted_at IS NULL AND (x.observed_status <> x.desired_state OR x.operation <> 'NONE'))

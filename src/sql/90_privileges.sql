@@ -49,3 +49,23 @@ GRANT EXECUTE ON FUNCTION
 GRANT EXECUTE ON FUNCTION wsctl.recover_workspace(uuid) TO wsctl_admin;
 GRANT SELECT ON wsctl.workers TO wsctl_admin;
 GRANT EXECUTE ON FUNCTION wsctl._worker_status() TO wsctl_admin;
+
+-- Every function of the extension runs with a pinned search_path, so that
+-- nothing a caller (or a database owner, through ALTER DATABASE ... SET)
+-- puts in a schema can be resolved inside it: an operator on one of our
+-- types, or one on a core type placed ahead of pg_catalog. Functions
+-- written with their own SET clause keep it; this pins the rest, and a
+-- pgTAP test checks that none is left without one.
+DO $$
+DECLARE
+	f regprocedure;
+BEGIN
+	FOR f IN
+		SELECT p.oid::regprocedure FROM pg_catalog.pg_proc AS p
+		 WHERE p.pronamespace = 'wsctl'::regnamespace
+		   AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) AS c WHERE c LIKE 'search\_path=%')
+	LOOP
+		EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp', f);
+	END LOOP;
+END
+$$;
