@@ -297,7 +297,7 @@ BEGIN
 	END IF;
 	retry_at := attempt.finished_at + current_setting('wsctl.retry_delay')::interval;
 	IF clock_timestamp() < retry_at OR NOT can_launch THEN
-		RETURN wsctl._action('none', detail => CASE WHEN waiting THEN 'waiting for Docker' ELSE 'retry wait' END);
+		RETURN wsctl._action('none', detail => CASE WHEN waiting THEN 'retry wait (Docker unavailable)' ELSE 'retry wait' END);
 	END IF;
 	IF waiting THEN
 		-- Give the operation back the time Docker was away.

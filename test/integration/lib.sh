@@ -135,3 +135,36 @@ history() {
 	       FROM public.it_history WHERE id = '$1') h
 	   WHERE prev IS DISTINCT FROM v"
 }
+
+# set_config NAME VALUE: ALTER SYSTEM SET and reload; waits until a new
+# session sees VALUE (new processes, e.g. operation workers, then have it;
+# the long-lived workers reload at their next wait, within one interval).
+set_config() {
+	q "ALTER SYSTEM SET $1 = '$2'" >/dev/null
+	q "SELECT pg_reload_conf()" >/dev/null
+	wait_for 10 "SELECT current_setting('$1') = '$2'"
+}
+# reset_config NAME...: ALTER SYSTEM RESET each and reload.
+reset_config() {
+	local n
+	for n in "$@"; do q "ALTER SYSTEM RESET $n" >/dev/null; done
+	q "SELECT pg_reload_conf()" >/dev/null
+}
+
+# worker_pid COMPONENT: pid of a wsctl component worker (health_monitor, reconciler).
+component_pid() { q "SELECT pid FROM wsctl.workers WHERE component = '$1' AND pid IS NOT NULL"; }
+
+# wait_leaders [SECONDS]: both components run and lead (after a restart).
+wait_leaders() {
+	wait_for "${1:-60}" "SELECT count(*) = 2 FROM wsctl.workers WHERE component IN ('health_monitor', 'reconciler') AND leader"
+}
+
+# op_worker_pid ID [SECONDS]: pid of the operation worker acting for workspace ID (polls).
+op_worker_pid() {
+	local pid= deadline=$((SECONDS + ${2:-20}))
+	while [ -z "$pid" ] && [ $SECONDS -lt $deadline ]; do
+		pid=$(q "SELECT pid FROM wsctl.workers WHERE workspace_id = '$1' AND component LIKE 'operation %(acting)' AND pid IS NOT NULL LIMIT 1" 2>/dev/null)
+		[ -n "$pid" ] || sleep 0.05
+	done
+	echo "$pid"
+}
