@@ -23,7 +23,7 @@ ISOLATION_OPTS = --load-extension=$(EXTENSION) --inputdir=test/isolation
 PG_CONFIG   ?= pg_config
 PG_CPPFLAGS  = -Isrc
 PG_CFLAGS    = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
-SHLIB_LINK   = -lcurl
+SHLIB_LINK   = -lcurl -lhiredis
 
 EXTRA_CLEAN  = results/ output_iso/ regression.diffs regression.out
 

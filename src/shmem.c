@@ -36,11 +36,13 @@ static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static bool wake_reconciler_at_commit = false;
 static bool observe_at_commit = false;
+static bool wake_event_listener_at_commit = false;
 
 static void wsctl_shmem_attach(void);
 
 PG_FUNCTION_INFO_V1(wsctl_wake_reconciler);
 PG_FUNCTION_INFO_V1(wsctl_wake_health_monitor);
+PG_FUNCTION_INFO_V1(wsctl_wake_event_listener);
 
 static void
 wsctl_shmem_startup_hook(void)
@@ -231,12 +233,16 @@ wsctl_xact_callback(XactEvent event, void *arg)
 				wsctl_wake_component(WSCTL_RECONCILER);
 			if (observe_at_commit)
 				wsctl_request_observation();
+			if (wake_event_listener_at_commit)
+				wsctl_wake_component(WSCTL_EVENT_LISTENER);
 			wake_reconciler_at_commit = observe_at_commit = false;
+			wake_event_listener_at_commit = false;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
 			wake_reconciler_at_commit = observe_at_commit = false;
+			wake_event_listener_at_commit = false;
 			break;
 		default:
 			break;
@@ -260,6 +266,15 @@ wsctl_wake_reconciler(PG_FUNCTION_ARGS)
 {
 	register_xact_callback_once();
 	wake_reconciler_at_commit = true;
+	PG_RETURN_VOID();
+}
+
+/* The change trigger: the EventListener ships the new events after the commit. */
+Datum
+wsctl_wake_event_listener(PG_FUNCTION_ARGS)
+{
+	register_xact_callback_once();
+	wake_event_listener_at_commit = true;
 	PG_RETURN_VOID();
 }
 

@@ -15,6 +15,7 @@
 #include "utils/guc.h"
 
 #include "docker.h"
+#include "redis.h"
 #include "shmem.h"
 #include "wsctl.h"
 #include "workers.h"
@@ -40,6 +41,8 @@ int			wsctl_timeout_archiving_ms = 30 * 60 * 1000;
 int			wsctl_timeout_deleting_ms = 5 * 60 * 1000;
 int			wsctl_max_concurrent_operations = 10;
 int			wsctl_debug_operation_delay_ms = 0;
+int			wsctl_events_retention_s = 7 * 24 * 3600;
+char	   *wsctl_redis_url = NULL;
 static int	wsctl_max_running_per_user = 2;
 static int	wsctl_max_running_global = 100;
 
@@ -135,6 +138,15 @@ define_settings(void)
 							&wsctl_debug_operation_delay_ms, 0, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_MS | GUC_SUPERUSER_ONLY | GUC_NOT_IN_SAMPLE,
 							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("wsctl.redis_url",
+							   "Redis the EventListener ships events to: redis://[:password@]host[:port][/db].",
+							   NULL, &wsctl_redis_url, "redis://127.0.0.1:6379/0",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	DefineCustomIntVariable("wsctl.events_retention",
+							"Shipped events older than this are removed from wsctl.events.",
+							NULL, &wsctl_events_retention_s, 7 * 24 * 3600, 1, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("wsctl");
 }

@@ -14,6 +14,7 @@ typedef enum WsctlComponent
 {
 	WSCTL_HEALTH_MONITOR = 0,
 	WSCTL_RECONCILER,
+	WSCTL_EVENT_LISTENER,
 	WSCTL_NUM_COMPONENTS
 } WsctlComponent;
 
@@ -33,5 +34,6 @@ extern int	wsctl_timeout_archiving_ms;
 extern int	wsctl_timeout_deleting_ms;
 extern int	wsctl_max_concurrent_operations;
 extern int	wsctl_debug_operation_delay_ms;
+extern int	wsctl_events_retention_s;
 
 #endif							/* WSCTL_H */

@@ -3,7 +3,8 @@
 # engine and PostgreSQL cluster under a temporary directory) and one
 # workspace taken through its lifecycle with the SQL API: create, run,
 # standby, run again (the home directory survives), delete. Prints each
-# state transition as it happens and the change events the database sent.
+# state transition as it happens and the change events that reached Redis
+# (the outbox wsctl.events, shipped by the EventListener).
 # Everything it started is stopped at the end.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,15 +25,19 @@ cleanup() {
 	say "Stopping the services"
 	test/pg.sh stop "$T/pg" >/dev/null 2>&1 || true
 	test/docker.sh stop "$T/docker" >/dev/null 2>&1 || true
+	test/redis.sh stop "$T/redis" >/dev/null 2>&1 || true
 	rm -rf "$T"
 	step "done"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-say "Starting a private Docker engine (no bridge, no iptables) and PostgreSQL"
+say "Starting a private Docker engine (no bridge, no iptables), Redis and PostgreSQL"
 test/docker.sh start "$T/docker" | sed 's/^/   /'
+test/redis.sh start "$T/redis" | sed 's/^/   /'
+. "$T/redis/env.sh"
 {
+	echo "wsctl.redis_url = '$WSCTL_REDIS_URL'"
 	echo "wsctl.database = 'wsctl_demo'"
 	echo "wsctl.docker_host = 'unix://$T/docker/docker.sock'"
 	echo "wsctl.health_interval = '2s'"
@@ -114,6 +119,12 @@ step "get_workspace now: $(psql -X -q -v VERBOSITY=verbose -c "SELECT wsctl.get_
 sleep 0.5	# let the listener print the last notifications before it is stopped
 kill "$listener" 2>/dev/null || true
 listener=
-say "Change events received on LISTEN workspace_changes ($(grep -c 'Asynchronous notification' "$T/events") in all)"
-sed -n 's/.*with payload "\(.*\)" received from server process.*/\1/p' "$T/events" |
-	sed -E 's/.*"event": "([a-z_]+)".*"status": "([A-Z]+)".*"deleted": ([a-z]+).*"operation": "([A-Z]+)".*"workspace_id": "([0-9a-f-]{8})[^"]*".*"desired_state": "([A-Z]+)".*/   \1  ws \5...  status=\2 operation=\4 desired=\6 deleted=\3/'
+# The EventListener ships the outbox to Redis within milliseconds of each commit.
+for _ in $(seq 100); do
+	[ "$(q "SELECT (SELECT last_shipped FROM wsctl.event_cursor) >= coalesce(max(id), 0) AND bool_and(id IS NOT NULL) FROM wsctl.events")" = t ] && break
+	sleep 0.1
+done
+say "Change events in the Redis stream wsctl:events ($(redis-cli -h 127.0.0.1 -p "$WSCTL_REDIS_PORT" XLEN wsctl:events) in all; $(grep -c 'Asynchronous notification' "$T/events") NOTIFYs were sent too)"
+redis-cli -h 127.0.0.1 -p "$WSCTL_REDIS_PORT" --raw XRANGE wsctl:events - + |
+	awk 'prev == "data" { print } { prev = $0 }' |
+	jq -r '"   id \(.id | tostring | (" " * (3 - length)) + .)  \(.event)  ws \(.workspace_id[0:8])...  status=\(.status) operation=\(.operation) desired=\(.desired_state) deleted=\(.deleted)"'

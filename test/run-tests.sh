@@ -4,7 +4,8 @@
 # As root, from anywhere (it works from the repository top):
 #   1. test/install-deps.sh              install missing Debian packages
 #   2. make clean all && make install    build and install the extension
-#   3. a temp dir under /tmp with a private dockerd (test/docker.sh) and a throwaway
+#   3. a temp dir under /tmp with a private dockerd (test/docker.sh), redis-server
+#      (test/redis.sh) and a throwaway
 #      PostgreSQL 15 cluster preloading wsctl (test/pg.sh), database wsctl_it
 #   4. the suites, each one even if an earlier one failed:
 #        regress      pg_regress (sql/, expected/)      make installcheck
@@ -80,6 +81,7 @@ stop_services() {
     [[ -n "$TMP" && -d "$TMP" ]] || return 0
     header "stopping services"
     "$TOP/test/pg.sh" stop "$TMP/pg" || echo "run-tests.sh: pg.sh stop failed" >&2
+    "$TOP/test/redis.sh" stop "$TMP/redis" || echo "run-tests.sh: redis.sh stop failed" >&2
     if [[ "${WSCTL_TEST_KEEP:-0}" == 1 && -r "$TMP/docker/dockerd.log" ]]; then
         cp "$TMP/docker/dockerd.log" "$TMP/dockerd.log"
     fi
@@ -254,10 +256,17 @@ header "services"
 TMP=$(mktemp -d /tmp/wsctl-test.XXXXXX)
 chmod 755 "$TMP"
 echo "temp dir $TMP"
+if ! "$TOP/test/redis.sh" start "$TMP/redis"; then
+    record services 0 1 "test/redis.sh start failed"
+    finish
+fi
+# shellcheck source=/dev/null
+. "$TMP/redis/env.sh"
 {
     echo "# written by test/run-tests.sh"
     echo "wsctl.database = '$IT_DB'"
     echo "wsctl.docker_host = 'unix://$TMP/docker/docker.sock'"
+    echo "wsctl.redis_url = '$WSCTL_REDIS_URL'"
     if [[ -f "$TOP/test/integration/postgresql.conf" ]]; then
         echo "# --- test/integration/postgresql.conf"
         cat "$TOP/test/integration/postgresql.conf"
@@ -282,7 +291,7 @@ if ! createdb "$IT_DB"; then
     record services 0 1 "createdb $IT_DB failed"
     finish
 fi
-echo "PostgreSQL on $PGHOST port $PGPORT, Docker at $DOCKER_HOST, database $IT_DB"
+echo "PostgreSQL on $PGHOST port $PGPORT, Docker at $DOCKER_HOST, Redis at $WSCTL_REDIS_URL, database $IT_DB"
 
 suite_failed=0
 

@@ -7,6 +7,13 @@ AS 'MODULE_PATHNAME', 'wsctl_wake_reconciler';
 COMMENT ON FUNCTION wsctl._wake_reconciler() IS
 	'Wakes the StateReconciler when the current transaction commits (no effect if it aborts)';
 
+CREATE FUNCTION wsctl._wake_event_listener()
+RETURNS void
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'wsctl_wake_event_listener';
+COMMENT ON FUNCTION wsctl._wake_event_listener() IS
+	'Wakes the EventListener when the current transaction commits (no effect if it aborts)';
+
 CREATE FUNCTION wsctl._wake_health_monitor()
 RETURNS void
 LANGUAGE c VOLATILE

@@ -25,6 +25,7 @@ GRANT USAGE ON SCHEMA wsctl TO wsctl_api, wsctl_admin;
 GRANT wsctl_api TO wsctl_admin;
 
 GRANT SELECT ON wsctl.workspace_info TO wsctl_api;
+GRANT SELECT ON wsctl.events TO wsctl_api;
 
 GRANT EXECUTE ON FUNCTION
 	wsctl.create_workspace(uuid, text, text, wsctl.status, text, text, int, int),
@@ -34,6 +35,7 @@ GRANT EXECUTE ON FUNCTION
 	wsctl.get_workspace(uuid),
 	wsctl.list_workspaces(uuid),
 	wsctl.wake_workspace(uuid),
+	wsctl.workspace_history(uuid, timestamptz, int),
 	-- The pure state-machine functions are safe for anyone who can see the schema.
 	wsctl.status_level(wsctl.status),
 	wsctl.plan_operation(wsctl.status, wsctl.status, text, timestamptz),
