@@ -135,9 +135,12 @@ prune_events(void)
 
 /*
  * Ships one event: XADD with the event id as the entry id, then PUBLISH.
- * An entry id Redis already has means a previous run shipped the event
- * and died before moving the cursor: it counts as shipped (and is not
- * published twice).
+ * An entry id Redis already has is this event only if the entry holds the
+ * same data: then a previous run shipped it and died before moving the
+ * cursor, and it counts as shipped (and is not published twice). Any other
+ * entry there (the extension was re-created and its ids started again, or
+ * another installation shares the stream) stops the shipping loudly:
+ * counting it as shipped would drop the event in silence.
  */
 static RedisResult
 ship_one(const OutboxEvent *e)
@@ -152,7 +155,16 @@ ship_one(const OutboxEvent *e)
 	if (r.status == REDIS_REFUSED && r.message != NULL &&
 		strstr(r.message, "equal or smaller") != NULL)
 	{
-		r.status = REDIS_OK_STATUS;
+		char	   *held = NULL;
+
+		r = wsctl_redis_stream_field(STREAM_KEY, entry_id, "data", &held);
+		if (r.status != REDIS_OK_STATUS)
+			return r;
+		if (held != NULL && strcmp(held, e->payload) == 0)
+			return r;			/* shipped before: nothing more to do */
+		r.status = REDIS_REFUSED;
+		r.message = psprintf("the stream %s already holds %s entry %s, or a later one: another installation shares it, or wsctl was re-created (DEL %s once its readers are done)",
+							 STREAM_KEY, held ? "a different" : "no", entry_id, STREAM_KEY);
 		return r;
 	}
 	if (r.status != REDIS_OK_STATUS)

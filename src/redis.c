@@ -213,6 +213,51 @@ ensure_connected(char **where)
 }
 
 /*
+ * The value of one field of one stream entry (XRANGE key id id), or *value
+ * NULL when the entry or the field does not exist.
+ */
+RedisResult
+wsctl_redis_stream_field(const char *key, const char *entry_id, const char *field,
+						 char **value)
+{
+	char	   *where = NULL;
+	RedisResult r = ensure_connected(&where);
+	const char *argv[4] = {"XRANGE", key, entry_id, entry_id};
+	redisReply *reply;
+
+	*value = NULL;
+	if (r.status != REDIS_OK_STATUS)
+		return r;
+	reply = redisCommandArgv(conn, lengthof(argv), argv, NULL);
+	if (reply == NULL)
+	{
+		r = redis_result(REDIS_UNREACHABLE,
+						 psprintf("Redis at %s: XRANGE: %s", where,
+								  conn->errstr[0] ? conn->errstr : "connection lost"));
+		wsctl_redis_disconnect();
+		return r;
+	}
+	if (reply->type == REDIS_REPLY_ERROR)
+		r = redis_result(REDIS_REFUSED, psprintf("Redis at %s: XRANGE: %s", where,
+												  reply->str ? reply->str : "error"));
+	else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 &&
+			 reply->element[0]->type == REDIS_REPLY_ARRAY &&
+			 reply->element[0]->elements == 2 &&
+			 reply->element[0]->element[1]->type == REDIS_REPLY_ARRAY)
+	{
+		redisReply *fields = reply->element[0]->element[1];
+
+		for (size_t i = 0; i + 1 < fields->elements; i += 2)
+			if (fields->element[i]->type == REDIS_REPLY_STRING &&
+				strcmp(fields->element[i]->str, field) == 0 &&
+				fields->element[i + 1]->type == REDIS_REPLY_STRING)
+				*value = pnstrdup(fields->element[i + 1]->str, fields->element[i + 1]->len);
+	}
+	freeReplyObject(reply);
+	return r;
+}
+
+/*
  * Runs one command. REDIS_UNREACHABLE drops the connection (the next call
  * reconnects); REDIS_REFUSED is Redis's own error reply, in message.
  */

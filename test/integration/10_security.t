@@ -121,15 +121,16 @@ is_uuid() { [[ $1 =~ ^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 rolsuper() { q "SELECT rolsuper FROM pg_roles WHERE rolname = '$1'"; }
 ms() { echo $(($(date +%s%N) / 1000000)); }
 
-# restart_workers: terminates both components, waits for new leaders.
+# restart_workers: terminates every component, waits for new leaders of all.
 restart_workers() {
-	local old n
+	local old n all
+	all=$(q "SELECT count(*) FROM wsctl.workers WHERE workspace_id IS NULL")
 	old=$(q "SELECT string_agg(pid::text, ',') FROM wsctl.workers WHERE workspace_id IS NULL AND pid IS NOT NULL")
 	n=$(q "SELECT count(*) FILTER (WHERE t) FROM (SELECT pg_terminate_backend(pid) AS t
 	       FROM wsctl.workers WHERE workspace_id IS NULL AND pid IS NOT NULL) s")
-	[ "$n" = 2 ] || { diag "terminated $n component workers (pids: ${old:-none})"; return 1; }
-	wait_for 30 "SELECT count(*) = 2 FROM wsctl.workers
-	             WHERE component IN ('health_monitor', 'reconciler') AND leader AND pid NOT IN ($old)"
+	[ "$n" = "$all" ] || { diag "terminated $n of $all component workers (pids: ${old:-none})"; return 1; }
+	wait_for 30 "SELECT count(*) = $all FROM wsctl.workers
+	             WHERE workspace_id IS NULL AND leader AND pid NOT IN ($old)"
 }
 
 # Setup -----------------------------------------------------------------------

@@ -95,5 +95,34 @@ is "none in the stream" "$(rc --raw XRANGE wsctl:events - + | grep -c '"forged"'
 is "the stream still matches the outbox" "$(stream_ids "$id")" "$(outbox_ids "$id" "$before")"
 
 check "RUNNING" wait_state "$id" RUNNING 30
+
+# 5. Shipped again after a crash between XADD and the cursor: no duplicate.
+shipped "$id" >/dev/null
+entries=$(rc XLEN wsctl:events)
+top=$(q "SELECT last_shipped FROM wsctl.event_cursor WHERE sink = 'redis'")
+q "UPDATE wsctl.event_cursor SET last_shipped = last_shipped - 3 WHERE sink = 'redis'" >/dev/null
+q "SELECT wsctl.update_workspace('$id', memo => 'nudge')" >/dev/null
+q "SELECT wsctl.set_desired_state('$id', 'STANDBY')" >/dev/null
+check "with the cursor moved back 3 events, shipping resumes past them" \
+	wait_for 20 "SELECT last_shipped > $top FROM wsctl.event_cursor WHERE sink = 'redis'"
+check "STANDBY" wait_state "$id" STANDBY 30
+check "  everything shipped" shipped "$id"
+is "  the 3 events already in the stream were recognised, not added again" \
+	"$(rc XLEN wsctl:events)" "$((entries + $(q "SELECT count(*) FROM wsctl.events WHERE id > $top")))"
+is "  the stream still matches the outbox" "$(stream_ids "$id")" "$(outbox_ids "$id" "$before")"
+
+# 6. A stream that holds someone else's later entries stops the shipping
+# loudly instead of dropping events (a re-created extension, a shared Redis).
+rc XADD wsctl:events 99999999-0 data foreign >/dev/null
+stuck=$(q "SELECT last_shipped FROM wsctl.event_cursor WHERE sink = 'redis'")
+q "SELECT wsctl.set_desired_state('$id', 'RUNNING')" >/dev/null
+check "an entry beyond our ids: the EventListener says why it stopped" \
+	wait_for 20 "SELECT last_error LIKE '%another installation shares it, or wsctl was re-created%' FROM wsctl.workers WHERE component = 'event_listener'"
+is "  and drops nothing: the cursor did not move" "$(q "SELECT last_shipped FROM wsctl.event_cursor WHERE sink = 'redis'")" "$stuck"
+rc DEL wsctl:events >/dev/null
+check "once the operator removed the stream, the waiting events are shipped" shipped "$id"
+is "  all of them, in order" "$(stream_ids "$id")" "$(outbox_ids "$id" "$stuck")"
+
+check "RUNNING" wait_state "$id" RUNNING 30
 cleanup_owner $owner
 done_testing
