@@ -213,6 +213,40 @@ ensure_connected(char **where)
 }
 
 /*
+ * Runs a command whose reply is an integer (INCR, PTTL, EVAL of a script
+ * that returns a number); a nil reply reads as 0.
+ */
+RedisResult
+wsctl_redis_integer(int argc, const char **argv, long long *value)
+{
+	char	   *where = NULL;
+	RedisResult r = ensure_connected(&where);
+	redisReply *reply;
+
+	*value = 0;
+	if (r.status != REDIS_OK_STATUS)
+		return r;
+	reply = redisCommandArgv(conn, argc, argv, NULL);
+	if (reply == NULL)
+	{
+		r = redis_result(REDIS_UNREACHABLE,
+						 psprintf("Redis at %s: %s: %s", where, argv[0],
+								  conn->errstr[0] ? conn->errstr : "connection lost"));
+		wsctl_redis_disconnect();
+		return r;
+	}
+	if (reply->type == REDIS_REPLY_ERROR)
+		r = redis_result(REDIS_REFUSED, psprintf("Redis at %s: %s: %s", where, argv[0],
+												  reply->str ? reply->str : "error"));
+	else if (reply->type == REDIS_REPLY_INTEGER)
+		*value = reply->integer;
+	else if (reply->type == REDIS_REPLY_STRING)
+		*value = strtoll(reply->str, NULL, 10);
+	freeReplyObject(reply);
+	return r;
+}
+
+/*
  * The value of one field of one stream entry (XRANGE key id id), or *value
  * NULL when the entry or the field does not exist.
  */

@@ -26,6 +26,7 @@ typedef struct RedisResult
 extern char *wsctl_redis_url;
 
 extern RedisResult wsctl_redis_command(int argc, const char **argv);
+extern RedisResult wsctl_redis_integer(int argc, const char **argv, long long *value);
 extern RedisResult wsctl_redis_stream_field(const char *key, const char *entry_id,
 											const char *field, char **value);
 extern void wsctl_redis_disconnect(void);

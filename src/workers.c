@@ -19,7 +19,7 @@
 PG_FUNCTION_INFO_V1(wsctl_worker_status);
 
 static const char *const component_names[WSCTL_NUM_COMPONENTS] = {
-	"health_monitor", "reconciler", "event_listener"
+	"health_monitor", "reconciler", "event_listener", "ttl_manager"
 };
 
 static void
@@ -46,6 +46,7 @@ wsctl_register_workers(void)
 	register_component("health_monitor", "wsctl_health_monitor_main");
 	register_component("reconciler", "wsctl_reconciler_main");
 	register_component("event_listener", "wsctl_event_listener_main");
+	register_component("ttl_manager", "wsctl_ttl_manager_main");
 
 	if (max_worker_processes < needed + max_parallel_workers)
 		ereport(WARNING,

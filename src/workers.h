@@ -11,6 +11,7 @@ extern void wsctl_register_workers(void);
 extern PGDLLEXPORT void wsctl_health_monitor_main(Datum arg);
 extern PGDLLEXPORT void wsctl_reconciler_main(Datum arg);
 extern PGDLLEXPORT void wsctl_event_listener_main(Datum arg);
+extern PGDLLEXPORT void wsctl_ttl_manager_main(Datum arg);
 extern PGDLLEXPORT void wsctl_operation_main(Datum arg);
 
 #endif							/* WSCTL_WORKERS_H */

@@ -42,6 +42,8 @@ int			wsctl_timeout_deleting_ms = 5 * 60 * 1000;
 int			wsctl_max_concurrent_operations = 10;
 int			wsctl_debug_operation_delay_ms = 0;
 int			wsctl_events_retention_s = 7 * 24 * 3600;
+int			wsctl_ttl_interval_ms = 60000;
+int			wsctl_ttl_warning_ms = 60000;
 char	   *wsctl_redis_url = NULL;
 static int	wsctl_max_running_per_user = 2;
 static int	wsctl_max_running_global = 100;
@@ -139,6 +141,11 @@ define_settings(void)
 							PGC_SIGHUP, GUC_UNIT_MS | GUC_SUPERUSER_ONLY | GUC_NOT_IN_SAMPLE,
 							NULL, NULL, NULL);
 
+	define_interval("wsctl.ttl_interval", "TTL manager tick.",
+					&wsctl_ttl_interval_ms, 60000, 10, PGC_SIGHUP);
+	define_interval("wsctl.ttl_warning",
+					"How long before a TTL stop the TTL manager sends a ttl_warning event.",
+					&wsctl_ttl_warning_ms, 60000, 0, PGC_SIGHUP);
 	DefineCustomStringVariable("wsctl.redis_url",
 							   "Redis the EventListener ships events to: redis://[:password@]host[:port][/db].",
 							   NULL, &wsctl_redis_url, "redis://127.0.0.1:6379/0",

@@ -15,6 +15,7 @@ typedef enum WsctlComponent
 	WSCTL_HEALTH_MONITOR = 0,
 	WSCTL_RECONCILER,
 	WSCTL_EVENT_LISTENER,
+	WSCTL_TTL_MANAGER,
 	WSCTL_NUM_COMPONENTS
 } WsctlComponent;
 
@@ -35,5 +36,7 @@ extern int	wsctl_timeout_deleting_ms;
 extern int	wsctl_max_concurrent_operations;
 extern int	wsctl_debug_operation_delay_ms;
 extern int	wsctl_events_retention_s;
+extern int	wsctl_ttl_interval_ms;
+extern int	wsctl_ttl_warning_ms;
 
 #endif							/* WSCTL_H */

@@ -35,6 +35,8 @@ GRANT EXECUTE ON FUNCTION
 	wsctl.get_workspace(uuid),
 	wsctl.list_workspaces(uuid),
 	wsctl.wake_workspace(uuid),
+	wsctl.activity_connect(uuid),
+	wsctl.activity_disconnect(uuid),
 	wsctl.workspace_history(uuid, timestamptz, int),
 	-- The pure state-machine functions are safe for anyone who can see the schema.
 	wsctl.status_level(wsctl.status),
