@@ -23,9 +23,16 @@ ISOLATION_OPTS = --load-extension=$(EXTENSION) --inputdir=test/isolation
 PG_CONFIG   ?= pg_config
 PG_CPPFLAGS  = -Isrc
 PG_CFLAGS    = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
-SHLIB_LINK   = -lcurl -lhiredis
+SHLIB_LINK   = -lcurl -lhiredis -lcrypto
 
-EXTRA_CLEAN  = results/ output_iso/ regression.diffs regression.out
+# The SSE relay, a program of its own (libevent, hiredis, jansson, OpenSSL),
+# installed next to PostgreSQL's programs (pg_config --bindir).
+RELAY        = src/relay/wsctl-sse
+RELAY_SRC    = src/relay/wsctl-sse.c src/relay/jwt.c
+RELAY_CFLAGS = -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter
+RELAY_LIBS   = -levent -lhiredis -ljansson -lcrypto
+
+EXTRA_CLEAN  = results/ output_iso/ regression.diffs regression.out $(RELAY)
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
@@ -37,7 +44,16 @@ $(OBJS): $(wildcard src/*.h)
 $(EXTENSION)--$(EXTVERSION).sql: $(SQL_SOURCES)
 	cat $^ > $@
 
-.PHONY: demo test
+all: $(RELAY)
+
+$(RELAY): $(RELAY_SRC) src/relay/jwt.h
+	$(CC) $(RELAY_CFLAGS) -o $@ $(RELAY_SRC) $(RELAY_LIBS)
+
+install: install-relay
+install-relay: $(RELAY)
+	$(INSTALL_PROGRAM) $(RELAY) '$(DESTDIR)$(bindir)/wsctl-sse'
+
+.PHONY: demo test install-relay
 demo:
 	./test/demo.sh
 

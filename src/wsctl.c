@@ -146,6 +146,10 @@ define_settings(void)
 	define_interval("wsctl.ttl_warning",
 					"How long before a TTL stop the TTL manager sends a ttl_warning event.",
 					&wsctl_ttl_warning_ms, 60000, 0, PGC_SIGHUP);
+	DefineCustomStringVariable("wsctl.sse_secret",
+							   "Key of the HS256 tokens for wsctl-sse (the relay's --secret-file); at least 16 bytes.",
+							   NULL, &wsctl_sse_secret, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL, NULL, NULL, NULL);
 	DefineCustomStringVariable("wsctl.redis_url",
 							   "Redis the EventListener ships events to: redis://[:password@]host[:port][/db].",
 							   NULL, &wsctl_redis_url, "redis://127.0.0.1:6379/0",

@@ -38,5 +38,6 @@ extern int	wsctl_debug_operation_delay_ms;
 extern int	wsctl_events_retention_s;
 extern int	wsctl_ttl_interval_ms;
 extern int	wsctl_ttl_warning_ms;
+extern char *wsctl_sse_secret;
 
 #endif							/* WSCTL_H */

@@ -16,6 +16,9 @@ PACKAGES=(
     libtap-parser-sourcehandler-pgtap-perl   # pg_prove
     libcurl4-openssl-dev
     libhiredis-dev
+    libevent-dev                             # the wsctl-sse relay
+    libjansson-dev                           # JSON in the relay (token claims)
+    libssl-dev                               # HMAC-SHA256: SSE tokens
     redis-server
     docker.io
     busybox-static

@@ -37,6 +37,7 @@ GRANT EXECUTE ON FUNCTION
 	wsctl.wake_workspace(uuid),
 	wsctl.activity_connect(uuid),
 	wsctl.activity_disconnect(uuid),
+	wsctl.sse_token(uuid, interval),
 	wsctl.workspace_history(uuid, timestamptz, int),
 	-- The pure state-machine functions are safe for anyone who can see the schema.
 	wsctl.status_level(wsctl.status),
