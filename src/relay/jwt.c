@@ -88,8 +88,9 @@ jwt_verify(const char *token, const unsigned char *secret, size_t secret_len,
 	const char *dot2;
 	unsigned char expected[EVP_MAX_MD_SIZE];
 	unsigned int expected_len = 0;
-	unsigned char given[EVP_MAX_MD_SIZE + 4];
-	long		given_len;
+	unsigned char encoded[2 * EVP_MAX_MD_SIZE];
+	int			encoded_len;
+	const char *given;
 	json_t	   *header;
 	json_t	   *payload;
 	const char *alg;
@@ -110,9 +111,24 @@ jwt_verify(const char *token, const unsigned char *secret, size_t secret_len,
 	if (HMAC(EVP_sha256(), secret, (int) secret_len, (const unsigned char *) token,
 			 (size_t) (dot2 - token), expected, &expected_len) == NULL)
 		return "cannot compute HMAC";
-	given_len = b64url_decode(dot2 + 1, strlen(dot2 + 1), given, sizeof(given));
-	if (given_len != (long) expected_len ||
-		CRYPTO_memcmp(given, expected, expected_len) != 0)
+	/*
+	 * Compare the text, not decoded bytes: base64url's last character has
+	 * spare bits, so decoding would accept several spellings of one
+	 * signature. Only the canonical one is valid.
+	 */
+	encoded_len = EVP_EncodeBlock(encoded, expected, (int) expected_len);
+	while (encoded_len > 0 && encoded[encoded_len - 1] == '=')
+		encoded_len--;
+	for (int i = 0; i < encoded_len; i++)
+	{
+		if (encoded[i] == '+')
+			encoded[i] = '-';
+		else if (encoded[i] == '/')
+			encoded[i] = '_';
+	}
+	given = dot2 + 1;
+	if (strlen(given) != (size_t) encoded_len ||
+		CRYPTO_memcmp(given, encoded, (size_t) encoded_len) != 0)
 		return "bad signature";
 
 	header = decode_part(token, (size_t) (dot1 - token));

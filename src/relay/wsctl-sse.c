@@ -17,8 +17,11 @@
  *
  * Authorisation: an HS256 JWT from wsctl.sse_token() (?access_token= or
  * Authorization: Bearer); sub is an owner uuid, or "*" for everything.
- * A client that does not read is disconnected once MAX_BACKLOG bytes wait
- * for it, so it never slows anyone else down.
+ * Slow clients: once MAX_BACKLOG bytes wait for a client, it is fed no
+ * more; Redis is its buffer, and it catches up from there (XRANGE) when
+ * its backlog has drained. One that makes no progress for STALL_SECONDS
+ * is disconnected. Memory per client stays bounded, and nobody waits for
+ * anybody.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -43,6 +46,8 @@
 #define STREAM_KEY "wsctl:events"
 #define CATCH_UP_BATCH "500"
 #define MAX_BACKLOG (1024 * 1024)	/* bytes waiting for one client */
+#define STALL_SECONDS 10		/* a client stuck over MAX_BACKLOG this long is cut off */
+#define PUMP_MS 200				/* how often lagging clients are looked at */
 #define RECONNECT_SECONDS 1
 
 typedef struct Client
@@ -55,6 +60,8 @@ typedef struct Client
 	long long	last_sent;		/* the last event id this client has had */
 	int			live;			/* caught up: fed by the live reader */
 	int			querying;		/* a catch-up XRANGE is in flight */
+	time_t		stalled_since;	/* over MAX_BACKLOG since then; 0 if not */
+	int			from_now;		/* no Last-Event-ID: starts at the live position */
 } Client;
 
 static struct event_base *base;
@@ -90,7 +97,7 @@ usage(FILE *out)
 			"  --listen ADDR:PORT   address to serve on (default 127.0.0.1:8090)\n"
 			"  --redis URL          redis://HOST[:PORT][/DB] (default redis://127.0.0.1:6379/0)\n"
 			"  --secret-file FILE   the HS256 key, the same as the setting wsctl.sse_secret\n"
-			"  --heartbeat SECONDS  comment line sent on idle streams (default 30)\n"
+			"  --heartbeat SECONDS  comment line sent on every stream this often (default 30)\n"
 			"  --help               this text\n\n"
 			"Endpoints: GET /api/v1/workspaces/{id}/events and GET /api/v1/events, with a\n"
 			"token from wsctl.sse_token() as ?access_token= or Authorization: Bearer, and\n"
@@ -127,25 +134,22 @@ client_closed(struct evhttp_connection *conn, void *arg)
 		remove_client(c);
 }
 
-/* Sends text to a client; a client too far behind is disconnected. */
-static int
-send_text(Client *c, const char *text, size_t len)
+static size_t
+backlog(Client *c)
 {
 	struct evhttp_connection *conn = evhttp_request_get_connection(c->req);
-	struct bufferevent *bev = evhttp_connection_get_bufferevent(conn);
-	struct evbuffer *buf;
 
-	if (evbuffer_get_length(bufferevent_get_output(bev)) > MAX_BACKLOG)
-	{
-		fprintf(stderr, "wsctl-sse: a client is %d bytes behind: disconnected\n", MAX_BACKLOG);
-		evhttp_connection_free(conn);	/* runs client_closed */
-		return -1;
-	}
-	buf = evbuffer_new();
+	return evbuffer_get_length(bufferevent_get_output(evhttp_connection_get_bufferevent(conn)));
+}
+
+static void
+send_text(Client *c, const char *text, size_t len)
+{
+	struct evbuffer *buf = evbuffer_new();
+
 	evbuffer_add(buf, text, len);
 	evhttp_send_reply_chunk(c->req, buf);
 	evbuffer_free(buf);
-	return 0;
 }
 
 typedef struct Entry
@@ -196,16 +200,26 @@ may_see(const Client *c, const Entry *e)
 	return c->workspace[0] == '\0' || strcmp(c->workspace, e->workspace_id) == 0;
 }
 
-/* Sends one entry unless the client had it; returns -1 if it was dropped. */
+/*
+ * Sends one entry unless the client had it. Returns 1 when the client has
+ * too much waiting already: it is fed no more (not even this entry) until
+ * the pump sees its backlog drained and lets it catch up from Redis.
+ */
 static int
 deliver(Client *c, const Entry *e)
 {
 	char	   *text;
 	int			len;
-	int			rc = 0;
 
 	if (e->id <= c->last_sent)
 		return 0;
+	if (backlog(c) > MAX_BACKLOG)
+	{
+		c->live = 0;
+		if (c->stalled_since == 0)
+			c->stalled_since = time(NULL);
+		return 1;
+	}
 	c->last_sent = e->id;
 	if (!may_see(c, e))
 		return 0;
@@ -213,14 +227,21 @@ deliver(Client *c, const Entry *e)
 				   e->event ? e->event : "state_changed", e->data);
 	if (len < 0)
 		return 0;
-	rc = send_text(c, text, (size_t) len);
+	send_text(c, text, (size_t) len);
 	free(text);
-	return rc;
+	return 0;
 }
 
 /* Live reader ----------------------------------------------------------- */
 
 static void read_live(void);
+
+static void
+read_live_later(evutil_socket_t fd, short what, void *arg)
+{
+	if (live_conn != NULL)
+		read_live();
+}
 
 static void
 on_live(redisAsyncContext *ac, void *reply_ptr, void *privdata)
@@ -229,6 +250,18 @@ on_live(redisAsyncContext *ac, void *reply_ptr, void *privdata)
 
 	if (r == NULL)
 		return;					/* disconnected: reconnect re-arms the reader */
+	if (r->type == REDIS_REPLY_ERROR)
+	{
+		static struct event *retry;
+		struct timeval tv = {RECONNECT_SECONDS, 0};
+
+		/* e.g. NOAUTH: say so and try again in a second, not in a loop */
+		fprintf(stderr, "wsctl-sse: Redis refused XREAD: %s\n", r->str ? r->str : "error");
+		if (retry == NULL)
+			retry = evtimer_new(base, read_live_later, NULL);
+		evtimer_add(retry, &tv);
+		return;
+	}
 	if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
 		r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2)
 	{
@@ -284,6 +317,10 @@ on_last_entry(redisAsyncContext *ac, void *reply_ptr, void *privdata)
 			if (entry_from_reply(r->element[0], &e) == 0)
 				live_last = e.id;
 		}
+		/* clients that came before Redis answered start from here, too */
+		for (Client *c = clients; c; c = c->next)
+			if (c->from_now && c->last_sent < live_last)
+				c->last_sent = live_last;
 	}
 	read_live();
 	for (Client *c = clients; c; c = c->next)
@@ -311,7 +348,7 @@ on_catch_up(redisAsyncContext *ac, void *reply_ptr, void *privdata)
 		Entry		e;
 
 		if (entry_from_reply(r->element[i], &e) == 0 && deliver(c, &e) != 0)
-			return;				/* dropped */
+			return;				/* too much waiting: the pump resumes it */
 	}
 	if (n == 0 && live_last >= 0 && live_last <= c->last_sent)
 		c->live = 1;
@@ -341,11 +378,8 @@ on_first_entry(redisAsyncContext *ac, void *reply_ptr, void *privdata)
 
 		if (len > 0)
 		{
-			int			dropped = send_text(c, text, (size_t) len);
-
+			send_text(c, text, (size_t) len);
 			free(text);
-			if (dropped)
-				return;
 		}
 	}
 	catch_up(c);
@@ -570,7 +604,10 @@ handle(struct evhttp_request *req, void *arg)
 		c->last_sent = v;
 	}
 	else
-		c->last_sent = live_last;	/* from now on (-1 before Redis answered: 0) */
+	{
+		c->from_now = 1;
+		c->last_sent = live_last;	/* from now on (set when Redis first answers) */
+	}
 	if (c->last_sent < 0)
 		c->last_sent = 0;
 	evhttp_clear_headers(&params);
@@ -584,8 +621,7 @@ handle(struct evhttp_request *req, void *arg)
 								  (void *) (intptr_t) c->serial);
 	c->next = clients;
 	clients = c;
-	if (send_text(c, ": connected\n\n", 13) != 0)
-		return;
+	send_text(c, ": connected\n\n", 13);
 	if (last_id != NULL && query_conn != NULL && live_last >= 0)
 	{
 		c->querying = 1;
@@ -599,13 +635,48 @@ handle(struct evhttp_request *req, void *arg)
 static void
 heartbeat(evutil_socket_t fd, short what, void *arg)
 {
+	for (Client *c = clients; c; c = c->next)
+		if (backlog(c) < MAX_BACKLOG)
+			send_text(c, ": heartbeat\n\n", 13);
+}
+
+/*
+ * Lagging clients: one whose backlog has drained catches up from Redis;
+ * one stuck over MAX_BACKLOG for STALL_SECONDS is disconnected.
+ */
+static void
+pump(evutil_socket_t fd, short what, void *arg)
+{
+	time_t		now = time(NULL);
 	Client	   *c = clients;
 
 	while (c)
 	{
 		Client	   *next = c->next;
 
-		(void) send_text(c, ": heartbeat\n\n", 13);
+		if (c->grant.expires <= now)
+		{
+			send_text(c, "event: token_expired\ndata: {}\n\n", 31);
+			evhttp_send_reply_end(c->req);
+			remove_client(c);	/* the connection ends after the flush */
+			c = next;
+			continue;
+		}
+		if (c->stalled_since != 0)
+		{
+			if (backlog(c) <= MAX_BACKLOG / 2)
+			{
+				c->stalled_since = 0;
+				if (!c->querying)
+					catch_up(c);
+			}
+			else if (now - c->stalled_since >= STALL_SECONDS)
+			{
+				fprintf(stderr, "wsctl-sse: a client read nothing for %d s with %zu bytes waiting: disconnected\n",
+						STALL_SECONDS, backlog(c));
+				evhttp_connection_free(evhttp_request_get_connection(c->req));	/* runs client_closed */
+			}
+		}
 		c = next;
 	}
 }
@@ -693,6 +764,8 @@ main(int argc, char **argv)
 	int			opt;
 	struct evhttp *http;
 	struct event *hb;
+	struct event *pumper;
+	struct timeval pump_tv = {0, PUMP_MS * 1000};
 	struct event *sigterm;
 	struct event *sigint;
 	struct timeval tv;
@@ -753,6 +826,8 @@ main(int argc, char **argv)
 	tv.tv_usec = 0;
 	hb = event_new(base, -1, EV_PERSIST, heartbeat, NULL);
 	event_add(hb, &tv);
+	pumper = event_new(base, -1, EV_PERSIST, pump, NULL);
+	event_add(pumper, &pump_tv);
 	sigterm = evsignal_new(base, SIGTERM, on_signal, NULL);
 	sigint = evsignal_new(base, SIGINT, on_signal, NULL);
 	event_add(sigterm, NULL);

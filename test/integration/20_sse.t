@@ -12,7 +12,7 @@ owner=00000000-0000-0000-0020-000000000001
 other=00000000-0000-0000-0020-000000000002
 dir=$WSCTL_TEST_TMP/sse
 mkdir -p "$dir"
-relay=$(pg_config --bindir)/wsctl-sse
+relay=${WSCTL_SSE_BIN:-$(pg_config --bindir)/wsctl-sse}
 secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 printf '%s\n' "$secret" >"$dir/secret"
 port=18090
@@ -65,9 +65,12 @@ tok_other=$(q "SELECT wsctl.sse_token('$other')")
 tok_all=$(q "SELECT wsctl.sse_token(NULL)")
 
 # Refusals.
-code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
+code() { curl -s --max-time 5 -o /dev/null -w '%{http_code}' "$@"; }
 is "no token: 401" "$(code "$base/api/v1/workspaces/$id/events")" 401
-is "a forged token (signature changed): 401" "$(code "$base/api/v1/workspaces/$id/events?access_token=${tok%?}A")" 401
+sig=${tok##*.}; flip=${sig:0:10}; flip=${flip//[A-Za-z0-9_-]/A}
+is "a forged token (signature changed): 401" "$(code "$base/api/v1/workspaces/$id/events?access_token=${tok%.*}.$flip${sig:10}")" 401
+last=${sig: -1}; [ "$last" = A ] && other_last=B || other_last=A
+is "the same signature spelled with other spare bits: 401" "$(code "$base/api/v1/workspaces/$id/events?access_token=${tok%?}$other_last")" 401
 expired=$(q "SELECT s || '.' || wsctl._sse_sign(s) FROM (SELECT wsctl._base64url('{\"alg\":\"HS256\",\"typ\":\"JWT\"}') || '.' || wsctl._base64url('{\"sub\":\"$owner\",\"exp\":1000}') AS s) x")
 is "an expired token: 401" "$(code "$base/api/v1/workspaces/$id/events?access_token=$expired")" 401
 none=$(q "SELECT s || '.' FROM (SELECT wsctl._base64url('{\"alg\":\"none\"}') || '.' || wsctl._base64url('{\"sub\":\"*\",\"exp\":9999999999}') AS s) x")
@@ -141,6 +144,42 @@ is "  no reset (history reaches back)" "$(grep -c '^event: reset' "$dir/again")"
 stream old "$base/api/v1/workspaces/$id/events?last_event_id=1" -H "Authorization: Bearer $tok"
 check "Last-Event-ID older than the stream: a reset event first" \
 	wait_cmd 10 grep -q '^event: reset' "$dir/old"
+
+# A stream ends when its token expires.
+short=$(q "SELECT wsctl.sse_token('$owner', '2 seconds')")
+stream short "$base/api/v1/workspaces/$id/events?access_token=$short"
+check "a stream whose token expires gets token_expired and is closed" \
+	wait_cmd 10 bash -c "grep -q '^event: token_expired' '$dir/short' && ! kill -0 ${curls[-1]} 2>/dev/null"
+
+# A client that stops reading is cut off; the others get everything.
+python3 - "$port" "$tok_all" >"$dir/slow.out" 2>&1 <<'PY' &
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+s.sendall(("GET /api/v1/events?access_token=%s HTTP/1.1\r\nHost: x\r\n\r\n" % sys.argv[2]).encode())
+time.sleep(30)          # never reads: the relay must give up on it
+s.setblocking(False)
+try:
+    while s.recv(65536):
+        pass
+    print("closed by the relay")
+except BlockingIOError:
+    print("still open")
+PY
+slow=$!
+curls+=($slow)
+stream fast "$base/api/v1/events?access_token=$tok_all"
+fake=00000000-0000-0000-0020-0000000000ff
+q "INSERT INTO wsctl.events (workspace_id, owner_user_id, payload)
+   SELECT '$fake', '$owner', jsonb_build_object('event', 'state_changed', 'workspace_id', '$fake', 'n', n, 'filler', repeat('x', 20000))
+     FROM generate_series(1, 600) n" >/dev/null
+q "SELECT wsctl._wake_event_listener()" >/dev/null
+check "600 events of 20 kB each reach the client that reads" \
+	wait_cmd 60 bash -c "[ \$(grep -c '\"workspace_id\": \"$fake\"' '$dir/fast') -ge 600 ]"
+check "the client that does not read was disconnected" \
+	wait_cmd 30 grep -q "read nothing for .* disconnected" "$dir/relay.log"
+diag "relay RSS after 12 MB to a stalled client: $(awk '/VmRSS/ { print $2, $3 }' /proc/"$(cat "$dir/relay.pid")"/status)"
 
 finish
 cleanup_owner $owner
