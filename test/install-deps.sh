@@ -19,6 +19,7 @@ PACKAGES=(
     libevent-dev                             # the wsctl-sse relay
     libjansson-dev                           # JSON in the relay (token claims)
     libssl-dev                               # HMAC-SHA256: SSE tokens
+    chromium                                 # the browser test of the relay
     redis-server
     docker.io
     busybox-static

@@ -656,9 +656,14 @@ pump(evutil_socket_t fd, short what, void *arg)
 
 		if (c->grant.expires <= now)
 		{
-			send_text(c, "event: token_expired\ndata: {}\n\n", 31);
-			evhttp_send_reply_end(c->req);
-			remove_client(c);	/* the connection ends after the flush */
+			if (backlog(c) > MAX_BACKLOG)
+				evhttp_connection_free(evhttp_request_get_connection(c->req));	/* runs client_closed */
+			else
+			{
+				send_text(c, "event: token_expired\ndata: {}\n\n", 31);
+				evhttp_send_reply_end(c->req);
+				remove_client(c);	/* the connection ends after the flush */
+			}
 			c = next;
 			continue;
 		}

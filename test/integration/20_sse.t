@@ -10,27 +10,9 @@
 here=$(cd "$(dirname "$0")" && pwd)
 owner=00000000-0000-0000-0020-000000000001
 other=00000000-0000-0000-0020-000000000002
-dir=$WSCTL_TEST_TMP/sse
-mkdir -p "$dir"
-relay=${WSCTL_SSE_BIN:-$(pg_config --bindir)/wsctl-sse}
-secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-printf '%s\n' "$secret" >"$dir/secret"
-port=18090
-while ss -Htln | awk -v p="$port" '{ n = split($4, a, ":"); if (a[n] == p) f = 1 } END { exit !f }'; do port=$((port + 1)); done
-base=http://127.0.0.1:$port
+relay_setup "$WSCTL_TEST_TMP/sse"
 curls=()
 
-start_relay() {
-	"$relay" --listen "127.0.0.1:$port" --redis "redis://127.0.0.1:$WSCTL_REDIS_PORT/0" \
-		--secret-file "$dir/secret" --heartbeat 1 2>>"$dir/relay.log" &
-	echo $! >"$dir/relay.pid"
-	wait_cmd 10 curl -s -o /dev/null "$base/"
-}
-stop_relay() {
-	local pid; pid=$(cat "$dir/relay.pid" 2>/dev/null) || return 0
-	kill -TERM "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-}
 finish() {
 	local c
 	for c in "${curls[@]}"; do kill "$c" 2>/dev/null; done

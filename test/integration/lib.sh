@@ -168,3 +168,32 @@ op_worker_pid() {
 	done
 	echo "$pid"
 }
+
+# relay_setup DIR: for the tests of wsctl-sse: a fresh key in DIR/secret
+# (also in $secret), a free port ($port, $base), the relay program
+# ($relay: WSCTL_SSE_BIN or the installed one). start_relay and stop_relay
+# then run it (pid in DIR/relay.pid, log in DIR/relay.log).
+relay_setup() {
+	dir=$1
+	mkdir -p "$dir"
+	relay=${WSCTL_SSE_BIN:-$(pg_config --bindir)/wsctl-sse}
+	secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+	printf '%s\n' "$secret" >"$dir/secret"
+	port=18090
+	while ss -Htln | awk -v p="$port" '{ n = split($4, a, ":"); if (a[n] == p) f = 1 } END { exit !f }'; do
+		port=$((port + 1))
+	done
+	base=http://127.0.0.1:$port
+}
+start_relay() {
+	"$relay" --listen "127.0.0.1:$port" --redis "redis://127.0.0.1:$WSCTL_REDIS_PORT/0" \
+		--secret-file "$dir/secret" --heartbeat 1 2>>"$dir/relay.log" &
+	echo $! >"$dir/relay.pid"
+	wait_cmd 10 curl -s -o /dev/null "$base/"
+}
+stop_relay() {
+	local pid
+	pid=$(cat "$dir/relay.pid" 2>/dev/null) || return 0
+	kill -TERM "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+}
