@@ -44,8 +44,8 @@
 #include "jwt.h"
 
 #define STREAM_KEY "wsctl:events"
-#define CATCH_UP_BATCH "500"
-#define MAX_BACKLOG (1024 * 1024)	/* bytes waiting for one client */
+#define CATCH_UP_BATCH "100"	/* entries per catch-up read: bounds reply memory per lagging client */
+#define MAX_BACKLOG (64 * 1024)	/* bytes waiting for one client: bounds memory per client */
 #define STALL_SECONDS 10		/* a client stuck over MAX_BACKLOG this long is cut off */
 #define PUMP_MS 200				/* how often lagging clients are looked at */
 #define RECONNECT_SECONDS 1
@@ -79,6 +79,7 @@ static long next_serial = 1;
 
 static void connect_redis(void);
 static void catch_up(Client *c);
+static Client *find_client(long serial);
 
 static void
 die(const char *message)
@@ -201,19 +202,18 @@ may_see(const Client *c, const Entry *e)
 }
 
 /*
- * Sends one entry unless the client had it. Returns 1 when the client has
- * too much waiting already: it is fed no more (not even this entry) until
- * the pump sees its backlog drained and lets it catch up from Redis.
+ * Adds one entry to out, the client's pending chunk, unless the client had
+ * it. Returns 1 when the client has too much waiting already: it is fed no
+ * more (not even this entry) until the pump sees its backlog drained and
+ * lets it catch up from Redis. Entries are sent as one chunk per Redis
+ * reply, not one per event: every chunk costs buffer chains of its own.
  */
 static int
-deliver(Client *c, const Entry *e)
+deliver(Client *c, const Entry *e, struct evbuffer *out)
 {
-	char	   *text;
-	int			len;
-
 	if (e->id <= c->last_sent)
 		return 0;
-	if (backlog(c) > MAX_BACKLOG)
+	if (backlog(c) + evbuffer_get_length(out) > MAX_BACKLOG)
 	{
 		c->live = 0;
 		if (c->stalled_since == 0)
@@ -221,15 +221,41 @@ deliver(Client *c, const Entry *e)
 		return 1;
 	}
 	c->last_sent = e->id;
-	if (!may_see(c, e))
-		return 0;
-	len = asprintf(&text, "id: %lld\nevent: %s\ndata: %s\n\n", e->id,
-				   e->event ? e->event : "state_changed", e->data);
-	if (len < 0)
-		return 0;
-	send_text(c, text, (size_t) len);
-	free(text);
+	if (may_see(c, e))
+		evbuffer_add_printf(out, "id: %lld\nevent: %s\ndata: %s\n\n", e->id,
+							e->event ? e->event : "state_changed", e->data);
 	return 0;
+}
+
+/* A lagging client's last chunk went out: it catches up at once. */
+static void
+on_drained(struct evhttp_connection *conn, void *arg)
+{
+	Client	   *c = find_client((long) (intptr_t) arg);
+
+	if (c != NULL && c->stalled_since != 0 && !c->querying && backlog(c) <= MAX_BACKLOG / 2)
+	{
+		c->stalled_since = 0;
+		catch_up(c);
+	}
+}
+
+/*
+ * Sends what deliver() gathered for the client, as one chunk. For a client
+ * that is lagging, libevent calls back once the chunk is written, so a
+ * fast reader behind a burst is not held to the pump's pace.
+ */
+static void
+flush(Client *c, struct evbuffer *out)
+{
+	if (evbuffer_get_length(out) > 0)
+	{
+		if (c->stalled_since != 0)
+			evhttp_send_reply_chunk_with_cb(c->req, out, on_drained, (void *) (intptr_t) c->serial);
+		else
+			evhttp_send_reply_chunk(c->req, out);
+	}
+	evbuffer_free(out);
 }
 
 /* Live reader ----------------------------------------------------------- */
@@ -266,25 +292,28 @@ on_live(redisAsyncContext *ac, void *reply_ptr, void *privdata)
 		r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2)
 	{
 		redisReply *entries = r->element[0]->element[1];
+		Entry	   *parsed = calloc(entries->elements + 1, sizeof(Entry));
+		size_t		n = 0;
 
 		for (size_t i = 0; i < entries->elements; i++)
-		{
-			Entry		e;
-			Client	   *c = clients;
-
-			if (entry_from_reply(entries->element[i], &e) != 0)
-				continue;
-			if (e.id > live_last)
-				live_last = e.id;
-			while (c)
+			if (entry_from_reply(entries->element[i], &parsed[n]) == 0)
 			{
-				Client	   *next = c->next;
-
-				if (c->live)
-					(void) deliver(c, &e);
-				c = next;
+				if (parsed[n].id > live_last)
+					live_last = parsed[n].id;
+				n++;
 			}
+		for (Client *c = clients; c; c = c->next)
+		{
+			struct evbuffer *out;
+
+			if (!c->live)
+				continue;
+			out = evbuffer_new();
+			for (size_t i = 0; i < n && deliver(c, &parsed[i], out) == 0; i++)
+				;
+			flush(c, out);
 		}
+		free(parsed);
 	}
 	read_live();
 }
@@ -336,6 +365,7 @@ on_catch_up(redisAsyncContext *ac, void *reply_ptr, void *privdata)
 	redisReply *r = reply_ptr;
 	Client	   *c = find_client((long) (intptr_t) privdata);
 	size_t		n = 0;
+	struct evbuffer *out;
 
 	if (c == NULL)
 		return;
@@ -343,13 +373,18 @@ on_catch_up(redisAsyncContext *ac, void *reply_ptr, void *privdata)
 	if (r == NULL || r->type != REDIS_REPLY_ARRAY)
 		return;					/* retried when Redis is back */
 	n = r->elements;
+	out = evbuffer_new();
 	for (size_t i = 0; i < r->elements; i++)
 	{
 		Entry		e;
 
-		if (entry_from_reply(r->element[i], &e) == 0 && deliver(c, &e) != 0)
+		if (entry_from_reply(r->element[i], &e) == 0 && deliver(c, &e, out) != 0)
+		{
+			flush(c, out);
 			return;				/* too much waiting: the pump resumes it */
+		}
 	}
+	flush(c, out);
 	if (n == 0 && live_last >= 0 && live_last <= c->last_sent)
 		c->live = 1;
 	else

@@ -34,3 +34,12 @@ COMMENT ON FUNCTION wsctl._worker_status() IS 'Data of the wsctl.workers view, f
 CREATE VIEW wsctl.workers AS SELECT * FROM wsctl._worker_status();
 COMMENT ON VIEW wsctl.workers IS
 	'wsctl background workers: each component (pid, leader, ticks, last error) and each busy operation worker';
+
+CREATE FUNCTION wsctl._sigv4_authorization(method text, path text, query text, headers text[],
+										   payload_hash text, access_key text, secret_key text,
+										   region text, service text, amz_date text)
+RETURNS text[]
+LANGUAGE c IMMUTABLE STRICT
+AS 'MODULE_PATHNAME', 'wsctl_sigv4_authorization';
+COMMENT ON FUNCTION wsctl._sigv4_authorization(text, text, text, text[], text, text, text, text, text, text) IS
+	'AWS Signature V4 of one request (the S3 client''s signer): {Authorization, canonical request, string to sign}; for the known-answer tests, granted to nobody';

@@ -82,4 +82,3 @@ q "INSERT INTO wsctl.events (workspace_id, owner_user_id, payload)
 if wait_cmd 30 grep -q "read nothing" "$dir/relay.log"; then verdict="cut off"; else verdict="NOT cut"; fi
 printf '%-34s %8s %9s %8s %8s %8s %10s\n' "1 stalled client, 20 MB burst" 1 "$verdict" - - - "$(rss)"
 kill "$stalled" 2>/dev/null
-q "DELETE FROM wsctl.events WHERE workspace_id = '$fake'" >/dev/null

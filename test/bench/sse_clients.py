@@ -5,7 +5,8 @@ Usage: sse_clients.py URL N EXPECT TIMEOUT
 Opens N connections to URL (a wsctl-sse stream with its token), waits until
 each has received EXPECT events (or TIMEOUT seconds), and prints one JSON
 line: clients, events delivered, and the latency from each event's "at"
-(when its transaction wrote it) to its arrival, p50/p99/max in ms.
+(when its transaction wrote it) to its arrival on every 20th client,
+p50/p99/max in ms.
 """
 import asyncio
 import datetime
@@ -14,7 +15,7 @@ import sys
 import urllib.parse
 
 
-async def client(url, expect, latencies, counts, ready, idx):
+async def client(url, expect, latencies, counts, ready, idx, timed):
     u = urllib.parse.urlsplit(url)
     reader, writer = await asyncio.open_connection(u.hostname, u.port)
     path = u.path + ("?" + u.query if u.query else "")
@@ -28,10 +29,11 @@ async def client(url, expect, latencies, counts, ready, idx):
         if line.startswith(b": connected"):
             ready.release()
         if line.startswith(b"data: "):
-            now = datetime.datetime.now(datetime.timezone.utc)
-            data = json.loads(line[6:])
-            at = datetime.datetime.fromisoformat(data["at"].replace("Z", "+00:00"))
-            latencies.append((now - at).total_seconds() * 1000)
+            if timed:
+                now = datetime.datetime.now(datetime.timezone.utc)
+                data = json.loads(line[6:])
+                at = datetime.datetime.fromisoformat(data["at"].replace("Z", "+00:00"))
+                latencies.append((now - at).total_seconds() * 1000)
             got += 1
     counts[idx] = got
     writer.close()
@@ -41,7 +43,10 @@ async def main():
     url, n, expect, timeout = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
     latencies, counts = [], [0] * n
     ready = asyncio.Semaphore(0)
-    tasks = [asyncio.create_task(client(url, expect, latencies, counts, ready, i)) for i in range(n)]
+    # Latency is taken on every 20th client only: parsing every event on
+    # every client would make this process, not the relay, the bottleneck.
+    tasks = [asyncio.create_task(client(url, expect, latencies, counts, ready, i, i % 20 == 0))
+             for i in range(n)]
     for _ in range(n):
         await asyncio.wait_for(ready.acquire(), timeout)
     print("READY", flush=True)
