@@ -127,28 +127,40 @@ wsctl_redis_disconnect(void)
 	conn_url = conn_where = NULL;
 }
 
-/* Sends one command on the open connection; the reply is checked, then freed. */
+/*
+ * Sends one command on the open connection and classifies the answer: no
+ * reply drops the connection (REDIS_UNREACHABLE), an error reply is
+ * REDIS_REFUSED. On success the reply is handed to the caller in *reply
+ * (who frees it) or freed here when reply is NULL.
+ */
 static RedisResult
-send_command(int argc, const char **argv, const char *where)
+send_command(int argc, const char **argv, const char *where, redisReply **reply)
 {
-	redisReply *reply = redisCommandArgv(conn, argc, argv, NULL);
-	RedisResult r;
+	redisReply *r = redisCommandArgv(conn, argc, argv, NULL);
+	RedisResult result;
 
-	if (reply == NULL)
+	if (reply != NULL)
+		*reply = NULL;
+	if (r == NULL)
 	{
-		r = redis_result(REDIS_UNREACHABLE,
-						 psprintf("Redis at %s: %s: %s", where, argv[0],
-								  conn->errstr[0] ? conn->errstr : "connection lost"));
+		result = redis_result(REDIS_UNREACHABLE,
+							  psprintf("Redis at %s: %s: %s", where, argv[0],
+									   conn->errstr[0] ? conn->errstr : "connection lost"));
 		wsctl_redis_disconnect();
-		return r;
+		return result;
 	}
-	if (reply->type == REDIS_REPLY_ERROR)
-		r = redis_result(REDIS_REFUSED, psprintf("Redis at %s: %s: %s", where, argv[0],
-												  reply->str ? reply->str : "error"));
+	if (r->type == REDIS_REPLY_ERROR)
+	{
+		result = redis_result(REDIS_REFUSED, psprintf("Redis at %s: %s: %s", where, argv[0],
+													  r->str ? r->str : "error"));
+		freeReplyObject(r);
+		return result;
+	}
+	if (reply != NULL)
+		*reply = r;
 	else
-		r = redis_result(REDIS_OK_STATUS, NULL);
-	freeReplyObject(reply);
-	return r;
+		freeReplyObject(r);
+	return redis_result(REDIS_OK_STATUS, NULL);
 }
 
 /* Opens the connection if there is none (or the URL changed with a reload). */
@@ -189,7 +201,7 @@ ensure_connected(char **where)
 	{
 		const char *auth[2] = {"AUTH", ep.password};
 
-		r = send_command(2, auth, *where);
+		r = send_command(2, auth, *where, NULL);
 		if (r.status != REDIS_OK_STATUS)
 		{
 			wsctl_redis_disconnect();
@@ -200,7 +212,7 @@ ensure_connected(char **where)
 	{
 		const char *select[2] = {"SELECT", psprintf("%d", ep.db)};
 
-		r = send_command(2, select, *where);
+		r = send_command(2, select, *where, NULL);
 		if (r.status != REDIS_OK_STATUS)
 		{
 			wsctl_redis_disconnect();
@@ -224,21 +236,11 @@ wsctl_redis_integer(int argc, const char **argv, long long *value)
 	redisReply *reply;
 
 	*value = 0;
+	if (r.status == REDIS_OK_STATUS)
+		r = send_command(argc, argv, where, &reply);
 	if (r.status != REDIS_OK_STATUS)
 		return r;
-	reply = redisCommandArgv(conn, argc, argv, NULL);
-	if (reply == NULL)
-	{
-		r = redis_result(REDIS_UNREACHABLE,
-						 psprintf("Redis at %s: %s: %s", where, argv[0],
-								  conn->errstr[0] ? conn->errstr : "connection lost"));
-		wsctl_redis_disconnect();
-		return r;
-	}
-	if (reply->type == REDIS_REPLY_ERROR)
-		r = redis_result(REDIS_REFUSED, psprintf("Redis at %s: %s: %s", where, argv[0],
-												  reply->str ? reply->str : "error"));
-	else if (reply->type == REDIS_REPLY_INTEGER)
+	if (reply->type == REDIS_REPLY_INTEGER)
 		*value = reply->integer;
 	else if (reply->type == REDIS_REPLY_STRING)
 		*value = strtoll(reply->str, NULL, 10);
@@ -260,24 +262,14 @@ wsctl_redis_stream_field(const char *key, const char *entry_id, const char *fiel
 	redisReply *reply;
 
 	*value = NULL;
+	if (r.status == REDIS_OK_STATUS)
+		r = send_command(lengthof(argv), argv, where, &reply);
 	if (r.status != REDIS_OK_STATUS)
 		return r;
-	reply = redisCommandArgv(conn, lengthof(argv), argv, NULL);
-	if (reply == NULL)
-	{
-		r = redis_result(REDIS_UNREACHABLE,
-						 psprintf("Redis at %s: XRANGE: %s", where,
-								  conn->errstr[0] ? conn->errstr : "connection lost"));
-		wsctl_redis_disconnect();
-		return r;
-	}
-	if (reply->type == REDIS_REPLY_ERROR)
-		r = redis_result(REDIS_REFUSED, psprintf("Redis at %s: XRANGE: %s", where,
-												  reply->str ? reply->str : "error"));
-	else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 &&
-			 reply->element[0]->type == REDIS_REPLY_ARRAY &&
-			 reply->element[0]->elements == 2 &&
-			 reply->element[0]->element[1]->type == REDIS_REPLY_ARRAY)
+	if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 &&
+		reply->element[0]->type == REDIS_REPLY_ARRAY &&
+		reply->element[0]->elements == 2 &&
+		reply->element[0]->element[1]->type == REDIS_REPLY_ARRAY)
 	{
 		redisReply *fields = reply->element[0]->element[1];
 
@@ -303,5 +295,5 @@ wsctl_redis_command(int argc, const char **argv)
 
 	if (r.status != REDIS_OK_STATUS)
 		return r;
-	return send_command(argc, argv, where);
+	return send_command(argc, argv, where, NULL);
 }

@@ -9,22 +9,30 @@
 -- connect or disconnect, set it; a workspace is never stopped less than its
 -- standby_ttl_seconds after it.
 
+-- When the standby TTL of a workspace runs out: standby_ttl_seconds after
+-- its last access (the start, or a connect or disconnect).
+CREATE FUNCTION wsctl._standby_ttl_due_at(w wsctl.workspaces)
+RETURNS timestamptz
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT coalesce(w.last_access_at, w.updated_at) + make_interval(secs => w.standby_ttl_seconds) $$;
+COMMENT ON FUNCTION wsctl._standby_ttl_due_at(wsctl.workspaces) IS
+	'When the workspace''s standby TTL runs out: last_access_at (or updated_at) + standby_ttl_seconds';
+
 -- RUNNING workspaces at rest whose standby TTL falls within warn_before.
 CREATE FUNCTION wsctl._standby_ttl_candidates(warn_before interval)
 RETURNS TABLE (id uuid, due bool, seconds_left int)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT x.id,
-		   coalesce(x.last_access_at, x.updated_at) + make_interval(secs => x.standby_ttl_seconds) <= now(),
-		   greatest(0, ceil(extract(epoch FROM coalesce(x.last_access_at, x.updated_at)
-									+ make_interval(secs => x.standby_ttl_seconds) - now())))::int
-	  FROM wsctl.workspaces AS x
-	 WHERE x.deleted_at IS NULL AND x.observed_status = 'RUNNING' AND x.operation = 'NONE'
-	   AND x.desired_state = 'RUNNING'
-	   AND coalesce(x.last_access_at, x.updated_at) + make_interval(secs => x.standby_ttl_seconds)
-		   <= now() + warn_before
-	 ORDER BY x.id
+	SELECT c.id, c.due_at <= now(),
+		   greatest(0, ceil(extract(epoch FROM c.due_at - now())))::int
+	  FROM (SELECT x.id, wsctl._standby_ttl_due_at(x) AS due_at
+			  FROM wsctl.workspaces AS x
+			 WHERE x.deleted_at IS NULL AND x.observed_status = 'RUNNING' AND x.operation = 'NONE'
+			   AND x.desired_state = 'RUNNING') AS c
+	 WHERE c.due_at <= now() + warn_before
+	 ORDER BY c.id
 $$;
 COMMENT ON FUNCTION wsctl._standby_ttl_candidates(interval) IS
 	'TTL manager: RUNNING workspaces at rest whose standby TTL is due (due) or due within warn_before';
@@ -44,7 +52,7 @@ BEGIN
 	SELECT * INTO w FROM wsctl.workspaces AS x WHERE x.id = workspace_id FOR UPDATE SKIP LOCKED;
 	IF NOT FOUND OR w.deleted_at IS NOT NULL OR w.desired_state <> 'RUNNING'
 	   OR w.observed_status <> 'RUNNING' OR w.operation <> 'NONE'
-	   OR coalesce(w.last_access_at, w.updated_at) + make_interval(secs => w.standby_ttl_seconds) > now() THEN
+	   OR wsctl._standby_ttl_due_at(w) > now() THEN
 		RETURN false;
 	END IF;
 	UPDATE wsctl.workspaces AS x SET desired_state = 'STANDBY' WHERE x.id = w.id;

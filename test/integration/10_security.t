@@ -404,6 +404,23 @@ is "6: UPDATE wsctl.locks as wsctl_admin -> 42501" \
 is "6: wsctl.locks still has its two rows" \
 	"$(q "SELECT string_agg(name, ',' ORDER BY name) FROM wsctl.locks")" "running_slots,starting_claims"
 
+# 6b. The outbox, the event cursor, tokens and the signers --------------------------
+is "6b: SELECT wsctl.events as a LOGIN-only role -> 42501" "$(sqlstate_as "$squat" "SELECT count(*) FROM wsctl.events")" 42501
+is "6b: INSERT INTO wsctl.events as wsctl_api (a forged event) -> 42501" \
+	"$(sqlstate_as "$api" "INSERT INTO wsctl.events (workspace_id, owner_user_id, payload) VALUES ('$o8', '$o8', '{}')")" 42501
+is "6b: UPDATE wsctl.event_cursor as wsctl_admin -> 42501" \
+	"$(sqlstate_as "$admin" "UPDATE wsctl.event_cursor SET last_shipped = 0")" 42501
+is "6b: wsctl.sse_token as a LOGIN-only role -> 42501" \
+	"$(sqlstate_as "$squat" "SELECT wsctl.sse_token('$o8')")" 42501
+is "6b: wsctl.activity_connect as a LOGIN-only role -> 42501" \
+	"$(sqlstate_as "$squat" "SELECT wsctl.activity_connect('$o8')")" 42501
+is "6b: wsctl._sse_sign (signs any claims) as wsctl_admin -> 42501" \
+	"$(sqlstate_as "$admin" "SELECT wsctl._sse_sign('x.y')")" 42501
+is "6b: wsctl._sequence_events as wsctl_admin -> 42501" \
+	"$(sqlstate_as "$admin" "SELECT wsctl._sequence_events(1)")" 42501
+is "6b: SHOW wsctl.sse_secret as wsctl_admin -> 42501" "$(sqlstate_as "$admin" "SHOW wsctl.sse_secret")" 42501
+is "6b: SHOW wsctl.redis_url as wsctl_api -> 42501" "$(sqlstate_as "$api" "SHOW wsctl.redis_url")" 42501
+
 # 7. pg_temp shadowing -----------------------------------------------------------
 # pg_temp is searched first for relations and types unless placed otherwise;
 # the API functions pin it last. Everything this script itself writes is
