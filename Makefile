@@ -21,9 +21,9 @@ ISOLATION    = $(patsubst test/isolation/specs/%.spec,%,$(sort $(wildcard test/i
 ISOLATION_OPTS = --load-extension=$(EXTENSION) --inputdir=test/isolation
 
 PG_CONFIG   ?= pg_config
-PG_CPPFLAGS  = -Isrc
+PG_CPPFLAGS  = -Isrc $(shell xml2-config --cflags 2>/dev/null)
 PG_CFLAGS    = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
-SHLIB_LINK   = -lcurl -lhiredis -lcrypto
+SHLIB_LINK   = -lcurl -lhiredis -lcrypto -larchive -lxml2
 
 # The SSE relay, a program of its own (libevent, hiredis, jansson, OpenSSL),
 # installed next to PostgreSQL's programs (pg_config --bindir).

@@ -831,3 +831,99 @@ docker_volume_exists(const char *workspace_id, bool *exists)
 		*exists = true;
 	return reply.result;
 }
+
+/*
+ * The storage job's helper container, ws-{id}-job: created with the home
+ * volume at /data and never started, it only gives Docker's archive
+ * endpoints a path to the volume. It is labelled like every wsctl object
+ * (and wsctl.role=job), so the HealthMonitor, which matches containers by
+ * their exact name, never mistakes it for the workspace's container.
+ */
+char *
+docker_job_container_name(const char *workspace_id)
+{
+	return psprintf("ws-%s-job", workspace_id);
+}
+
+static char *
+job_container_path(const char *workspace_id, const char *suffix)
+{
+	return psprintf("/containers/%s%s",
+					http_escape(docker_job_container_name(workspace_id)), suffix);
+}
+
+DockerResult
+docker_create_job_container(const char *workspace_id, const char *image_ref)
+{
+	DockerResult result;
+	DockerReply reply;
+	StringInfoData buf;
+
+	if (!docker_id_valid(workspace_id, &result) ||
+		!container_settings_valid(image_ref, &result))
+		return result;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"Image\":");
+	escape_json(&buf, image_ref);
+	/* never run; Docker only wants a command to exist in the config */
+	appendStringInfoString(&buf, ",\"Cmd\":[\"/wsctl-storage-job\"],\"NetworkDisabled\":true"
+						   ",\"Labels\":{\"" LABEL_MANAGED "\":\"true\",\"wsctl.role\":\"job\",\""
+						   LABEL_WORKSPACE "\":");
+	escape_json(&buf, workspace_id);
+	appendStringInfoString(&buf, "},\"HostConfig\":{\"NetworkMode\":\"none\","
+						   "\"Mounts\":[{\"Type\":\"volume\",\"Source\":");
+	escape_json(&buf, docker_volume_name(workspace_id));
+	/* NoCopy: the image's files must never be copied into a home */
+	appendStringInfoString(&buf, ",\"Target\":\"/data\",\"VolumeOptions\":{\"NoCopy\":true}}]}}");
+
+	reply = docker_call("POST", "/containers/create",
+						psprintf("name=%s", http_escape(docker_job_container_name(workspace_id))),
+						buf.data, HTTP_LONG_TIMEOUT_MS);
+	result = reply.result;
+	if (result.kind == DOCKER_ACTION_FAILED || result.kind == DOCKER_NOT_FOUND)
+	{
+		result.kind = DOCKER_ACTION_FAILED;
+		result.code = pstrdup("JOB_CREATE_FAILED");
+	}
+	return result;
+}
+
+DockerResult
+docker_remove_job_container(const char *workspace_id)
+{
+	DockerResult result;
+
+	if (!docker_id_valid(workspace_id, &result))
+		return result;
+	result = docker_call("DELETE", job_container_path(workspace_id, ""), "force=true",
+						 NULL, HTTP_LONG_TIMEOUT_MS).result;
+	if (result.kind == DOCKER_NOT_FOUND)
+		return docker_ok(result.http_status);
+	return result;
+}
+
+/*
+ * Where the archive of the job container's volume is read (GET, path
+ * /data) or written (PUT, path /: entries are named data/...).
+ */
+bool
+docker_archive_endpoint(const char *workspace_id, bool put, char **url,
+						char **socket_path, DockerResult *error)
+{
+	DockerEndpoint ep;
+	char	   *message = NULL;
+
+	if (!docker_id_valid(workspace_id, error))
+		return false;
+	if (!docker_endpoint(&ep, &message))
+	{
+		*error = docker_failure(DOCKER_ACTION_FAILED, 0, NULL, message);
+		return false;
+	}
+	*url = psprintf("%s%s%s?path=%s", ep.base_url, DOCKER_API_PREFIX,
+					job_container_path(workspace_id, "/archive"), put ? "%2F" : "%2Fdata");
+	*socket_path = ep.socket_path;
+	docker_requests++;
+	return true;
+}

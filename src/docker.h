@@ -64,6 +64,14 @@ extern DockerResult docker_create_volume(const char *workspace_id);
 extern DockerResult docker_remove_volume(const char *workspace_id);
 extern DockerResult docker_volume_exists(const char *workspace_id, bool *exists);
 
+/* The storage job's helper container ws-{id}-job (created, never started). */
+extern char *docker_job_container_name(const char *workspace_id);
+extern DockerResult docker_create_job_container(const char *workspace_id,
+												const char *image_ref);
+extern DockerResult docker_remove_job_container(const char *workspace_id); /* absent = OK */
+extern bool docker_archive_endpoint(const char *workspace_id, bool put, char **url,
+									char **socket_path, DockerResult *error);
+
 /* Count of HTTP requests made since process start (benchmarks, wsctl.workers). */
 extern uint64 docker_request_count(void);
 

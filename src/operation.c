@@ -25,7 +25,9 @@
 #include "utils/wait_event.h"
 
 #include "docker.h"
+#include "operation.h"
 #include "shmem.h"
+#include "storage_job.h"
 #include "worker_common.h"
 #include "workers.h"
 
@@ -33,60 +35,27 @@
 #define HEALTH_CHECK_TIMEOUT_MS 30000
 #define HEALTH_CHECK_POLL_MS 100
 
-typedef struct Outcome
-{
-	bool		ok;
-	const char *reason;			/* Unreachable, ActionFailed, Mismatch */
-	const char *code;
-	char	   *message;
-} Outcome;
-
 static int	my_slot = -1;
 
-static Outcome
-succeeded(void)
-{
-	Outcome		o = {true, NULL, NULL, NULL};
-
-	return o;
-}
-
-static Outcome
-failed(const char *reason, const char *code, char *message)
-{
-	Outcome		o = {false, reason, code, message};
-
-	return o;
-}
-
-/* A Docker failure as an outcome: how the error policy classifies it (I8). */
-static Outcome
-docker_failed(DockerResult r, const char *default_code)
-{
-	const char *reason = r.kind == DOCKER_UNREACHABLE ? "Unreachable" : "ActionFailed";
-
-	return failed(reason, r.code ? r.code : default_code, r.message);
-}
-
-static Outcome
+static OpOutcome
 act_provisioning(const char *id)
 {
 	DockerResult r = docker_create_volume(id);
 	bool		exists;
 
 	if (r.kind != DOCKER_OK)
-		return docker_failed(r, "VOLUME_CREATE_FAILED");
+		return op_docker_failed(r, "VOLUME_CREATE_FAILED");
 	r = docker_volume_exists(id, &exists);
 	if (r.kind != DOCKER_OK)
-		return docker_failed(r, NULL);
+		return op_docker_failed(r, NULL);
 	if (!exists)
-		return failed("Mismatch", NULL, psprintf("volume %s is missing after it was created",
+		return op_failed("Mismatch", NULL, psprintf("volume %s is missing after it was created",
 												 docker_volume_name(id)));
-	return succeeded();
+	return op_succeeded();
 }
 
 /* Polls until the container runs: start() succeeding is not enough. */
-static Outcome
+static OpOutcome
 wait_until_running(const char *id)
 {
 	for (int waited = 0;; waited += HEALTH_CHECK_POLL_MS)
@@ -96,11 +65,11 @@ wait_until_running(const char *id)
 		DockerResult r = docker_inspect_container(id, &exists, &running);
 
 		if (r.kind != DOCKER_OK)
-			return docker_failed(r, NULL);
+			return op_docker_failed(r, NULL);
 		if (exists && running)
-			return succeeded();
+			return op_succeeded();
 		if (!exists || waited >= HEALTH_CHECK_TIMEOUT_MS)
-			return failed("ActionFailed", "HEALTH_CHECK_FAILED",
+			return op_failed("ActionFailed", "HEALTH_CHECK_FAILED",
 						  psprintf("container %s is %s after start", docker_container_name(id),
 								   exists ? "not running" : "gone"));
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -115,7 +84,7 @@ wait_until_running(const char *id)
  * one); a running container is left alone; one that exists but does not
  * run is removed and created again.
  */
-static Outcome
+static OpOutcome
 act_starting(const char *id, const char *image_ref)
 {
 	bool		exists,
@@ -123,32 +92,32 @@ act_starting(const char *id, const char *image_ref)
 	DockerResult r = docker_volume_exists(id, &exists);
 
 	if (r.kind != DOCKER_OK)
-		return docker_failed(r, NULL);
+		return op_docker_failed(r, NULL);
 	if (!exists)
-		return failed("Mismatch", "VOLUME_NOT_FOUND",
+		return op_failed("Mismatch", "VOLUME_NOT_FOUND",
 					  psprintf("volume %s does not exist", docker_volume_name(id)));
 
 	r = docker_inspect_container(id, &exists, &running);
 	if (r.kind != DOCKER_OK)
-		return docker_failed(r, NULL);
+		return op_docker_failed(r, NULL);
 	if (exists && running)
-		return succeeded();
+		return op_succeeded();
 	if (exists)
 	{
 		r = docker_remove_container(id);
 		if (r.kind != DOCKER_OK && r.kind != DOCKER_NOT_FOUND)
-			return docker_failed(r, NULL);
+			return op_docker_failed(r, NULL);
 	}
 	r = docker_create_container(id, image_ref);
 	if (r.kind != DOCKER_OK)
-		return docker_failed(r, "CONTAINER_CREATE_FAILED");
+		return op_docker_failed(r, "CONTAINER_CREATE_FAILED");
 	r = docker_start_container(id);
 	if (r.kind != DOCKER_OK)
-		return docker_failed(r, "CONTAINER_START_FAILED");
+		return op_docker_failed(r, "CONTAINER_START_FAILED");
 	return wait_until_running(id);
 }
 
-static Outcome
+static OpOutcome
 remove_container(const char *id)
 {
 	bool		exists,
@@ -156,52 +125,59 @@ remove_container(const char *id)
 	DockerResult r = docker_remove_container(id);
 
 	if (r.kind != DOCKER_OK && r.kind != DOCKER_NOT_FOUND)
-		return docker_failed(r, NULL);
+		return op_docker_failed(r, NULL);
 	r = docker_inspect_container(id, &exists, &running);
 	if (r.kind != DOCKER_OK)
-		return docker_failed(r, NULL);
+		return op_docker_failed(r, NULL);
 	if (exists)
-		return failed("Mismatch", NULL, psprintf("container %s still exists after removal",
+		return op_failed("Mismatch", NULL, psprintf("container %s still exists after removal",
 												 docker_container_name(id)));
-	return succeeded();
+	return op_succeeded();
 }
 
 /* Delete: the container first, then the volume, never the reverse. */
-static Outcome
+static OpOutcome
 act_deleting(const char *id)
 {
-	Outcome		o = remove_container(id);
+	OpOutcome		o = remove_container(id);
 	DockerResult r;
 	bool		exists;
 
 	if (!o.ok)
 		return o;
+	/* a storage job's helper left by a crash would keep the volume in use */
+	r = docker_remove_job_container(id);
+	if (r.kind != DOCKER_OK)
+		return op_docker_failed(r, NULL);
 	r = docker_remove_volume(id);
 	if (r.kind != DOCKER_OK && r.kind != DOCKER_NOT_FOUND)
-		return docker_failed(r, NULL);
+		return op_docker_failed(r, NULL);
 	r = docker_volume_exists(id, &exists);
 	if (r.kind != DOCKER_OK)
-		return docker_failed(r, NULL);
+		return op_docker_failed(r, NULL);
 	if (exists)
-		return failed("Mismatch", NULL, psprintf("volume %s still exists after removal",
+		return op_failed("Mismatch", NULL, psprintf("volume %s still exists after removal",
 												 docker_volume_name(id)));
-	return succeeded();
+	return op_succeeded();
 }
 
-static Outcome
-act(const char *operation, const char *id, const char *image_ref)
+static OpOutcome
+act(const char *operation, const OpTarget *t)
 {
 	if (strcmp(operation, "PROVISIONING") == 0)
-		return act_provisioning(id);
+		return act_provisioning(t->id);
 	if (strcmp(operation, "STARTING") == 0)
-		return act_starting(id, image_ref);
+		return act_starting(t->id, t->image_ref);
 	if (strcmp(operation, "STOPPING") == 0)
-		return remove_container(id);
+		return remove_container(t->id);
 	if (strcmp(operation, "DELETING") == 0)
-		return act_deleting(id);
-	/* ARCHIVING and RESTORING need object storage, which comes later. */
-	return failed("ActionFailed", "NOT_IMPLEMENTED",
-				  psprintf("%s is not available in this version of wsctl", operation));
+		return act_deleting(t->id);
+	if (strcmp(operation, "ARCHIVING") == 0)
+		return act_archiving(t);
+	if (strcmp(operation, "RESTORING") == 0)
+		return act_restoring(t);
+	return op_failed("ActionFailed", "NOT_IMPLEMENTED",
+					 psprintf("unknown operation %s", operation));
 }
 
 /*
@@ -209,18 +185,17 @@ act(const char *operation, const char *id, const char *image_ref)
  * longer has this operation (recovered or superseded meanwhile).
  */
 static bool
-read_workspace(const pg_uuid_t *ws, const pg_uuid_t *op_id, const char *operation,
-			   char **image_ref)
+read_workspace(OpTarget *t, const char *operation)
 {
 	Oid			types[3] = {UUIDOID, UUIDOID, TEXTOID};
-	Datum		args[3] = {UUIDPGetDatum(ws), UUIDPGetDatum(op_id),
+	Datum		args[3] = {UUIDPGetDatum(&t->workspace), UUIDPGetDatum(&t->op_id),
 	CStringGetTextDatum(operation)};
 	MemoryContext cxt = CurrentMemoryContext;
 	bool		found;
 	int			ret;
 
 	wsctl_xact_begin("wsctl operation: reading the workspace");
-	ret = SPI_execute_with_args("SELECT image_ref FROM wsctl.workspaces "
+	ret = SPI_execute_with_args("SELECT image_ref, archive_key FROM wsctl.workspaces "
 								"WHERE id = $1 AND op_id = $2 AND operation::text = $3",
 								3, types, args, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
@@ -228,8 +203,13 @@ read_workspace(const pg_uuid_t *ws, const pg_uuid_t *op_id, const char *operatio
 			 SPI_result_code_string(ret));
 	found = SPI_processed == 1;
 	if (found)
-		*image_ref = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0],
+	{
+		char	   *key = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+
+		t->image_ref = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0],
 															 SPI_tuptable->tupdesc, 1));
+		t->archive_key = key ? MemoryContextStrdup(cxt, key) : NULL;
+	}
 	wsctl_xact_commit();
 	MemoryContextSwitchTo(cxt);
 	return found;
@@ -278,42 +258,41 @@ report_unexpected_exit(int code, Datum arg)
 void
 wsctl_operation_main(Datum arg)
 {
-	pg_uuid_t	ws,
-				op_id;
+	OpTarget	t = {0};
 	WsctlOpSlot s;
-	char	   *id;
-	char	   *image_ref = NULL;
-	Outcome		o;
+	OpOutcome	o;
 
 	my_slot = DatumGetInt32(arg);
-	memcpy(&ws, MyBgworkerEntry->bgw_extra, sizeof(pg_uuid_t));
-	memcpy(&op_id, MyBgworkerEntry->bgw_extra + sizeof(pg_uuid_t), sizeof(pg_uuid_t));
+	memcpy(&t.workspace, MyBgworkerEntry->bgw_extra, sizeof(pg_uuid_t));
+	memcpy(&t.op_id, MyBgworkerEntry->bgw_extra + sizeof(pg_uuid_t), sizeof(pg_uuid_t));
+	t.slot = my_slot;
 	wsctl_worker_start("wsctl operation");
 
 	/* The slot must still be the one we were started for. */
 	s = wsctl_op_slot_get(my_slot);
-	if (s.state != OP_SLOT_LAUNCHED || memcmp(&s.workspace_id, &ws, sizeof(ws)) != 0 ||
-		memcmp(&s.op_id, &op_id, sizeof(op_id)) != 0)
+	if (s.state != OP_SLOT_LAUNCHED || memcmp(&s.workspace_id, &t.workspace, sizeof(pg_uuid_t)) != 0 ||
+		memcmp(&s.op_id, &t.op_id, sizeof(pg_uuid_t)) != 0)
 		proc_exit(0);
 	before_shmem_exit(report_unexpected_exit, (Datum) 0);
 	wsctl_op_slot_set_acting(my_slot, MyProcPid);
 
-	id = DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&ws)));
-	if (!read_workspace(&ws, &op_id, s.operation, &image_ref))
-		o = failed("Mismatch", "SUPERSEDED",
+	t.id = DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&t.workspace)));
+	t.op_id_text = DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&t.op_id)));
+	if (!read_workspace(&t, s.operation))
+		o = op_failed("Mismatch", "SUPERSEDED",
 				   psprintf("workspace no longer has operation %s", s.operation));
 	else
 	{
-		ereport(LOG, (errmsg("wsctl operation: workspace %s: %s started", id, s.operation)));
-		o = act(s.operation, id, image_ref);
+		ereport(LOG, (errmsg("wsctl operation: workspace %s: %s started", t.id, s.operation)));
+		o = act(s.operation, &t);
 	}
 
 	delay_report();
 	if (o.ok)
 		ereport(LOG, (errmsg("wsctl operation: workspace %s: %s actuated, awaiting observation",
-							 id, s.operation)));
+							 t.id, s.operation)));
 	else
-		ereport(LOG, (errmsg("wsctl operation: workspace %s: %s failed: %s%s%s: %s", id,
+		ereport(LOG, (errmsg("wsctl operation: workspace %s: %s failed: %s%s%s: %s", t.id,
 							 s.operation, o.reason, o.code ? " " : "", o.code ? o.code : "",
 							 o.message)));
 	wsctl_op_slot_finish(my_slot, o.ok, o.reason, o.code, o.message);

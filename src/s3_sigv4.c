@@ -88,8 +88,8 @@ compare_strings(const void *a, const void *b)
 }
 
 /* "b=2&a=1" -> "a=1&b=2", each name and value encoded, sorted by name then value. */
-static char *
-canonical_query(const char *query)
+char *
+sigv4_canonical_query(const char *query)
 {
 	List	   *parts = NIL;
 	char	  **sorted;
@@ -203,7 +203,7 @@ sigv4_authorization(const SigV4Request *req, const SigV4Key *key, const char *am
 	canonical_headers(req, &lines, &names);
 	initStringInfo(&creq);
 	appendStringInfo(&creq, "%s\n%s\n%s\n%s\n%s\n%s", req->method,
-					 sigv4_uri_encode(req->path, true), canonical_query(req->query),
+					 sigv4_uri_encode(req->path, true), sigv4_canonical_query(req->query),
 					 lines.data, names.data, req->payload_hash);
 	scope = psprintf("%s/%s/%s/aws4_request", date, key->region, key->service);
 	sts = psprintf("AWS4-HMAC-SHA256\n%s\n%s\n%s", amz_date, scope,

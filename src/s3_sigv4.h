@@ -34,6 +34,7 @@ typedef struct SigV4Key
 extern char *sigv4_authorization(const SigV4Request *req, const SigV4Key *key,
 								 const char *amz_date, char **canonical_request,
 								 char **string_to_sign);
+extern char *sigv4_canonical_query(const char *query);
 extern char *sigv4_uri_encode(const char *s, bool keep_slash);
 extern char *sigv4_sha256_hex(const void *data, size_t len);
 

@@ -328,6 +328,7 @@ wsctl_op_slot_acquire(const pg_uuid_t *workspace_id, const pg_uuid_t *op_id,
 		s->op_id = *op_id;
 		strlcpy(s->operation, operation, sizeof(s->operation));
 		s->launched_at = GetCurrentTimestamp();
+		s->bytes_total = -1;
 	}
 	else
 		found = -1;
@@ -392,6 +393,17 @@ wsctl_op_slot_set_acting(int slot, pid_t pid)
 	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
 	shared->ops[slot].state = OP_SLOT_ACTING;
 	shared->ops[slot].pid = pid;
+	LWLockRelease(shared->lock);
+}
+
+/* Called often during a transfer: a shared lock-free path is not worth it. */
+void
+wsctl_op_slot_progress(int slot, int64 bytes_done, int64 bytes_total)
+{
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	shared->ops[slot].bytes_done = bytes_done;
+	shared->ops[slot].bytes_total = bytes_total;
+	shared->ops[slot].progress_at = GetCurrentTimestamp();
 	LWLockRelease(shared->lock);
 }
 

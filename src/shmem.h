@@ -48,6 +48,10 @@ typedef struct WsctlOpSlot
 	char		reason[24];		/* ErrorReason: Unreachable, ActionFailed, Mismatch */
 	char		code[40];		/* IMAGE_PULL_FAILED, ... */
 	char		message[512];
+	/* progress of a long transfer (archive, restore); -1 total = unknown */
+	int64		bytes_done;
+	int64		bytes_total;
+	TimestampTz progress_at;
 } WsctlOpSlot;
 
 extern void wsctl_shmem_init(void);
@@ -76,6 +80,7 @@ extern WsctlOpSlot wsctl_op_slot_get(int slot);
 extern int	wsctl_op_slot_find(const pg_uuid_t *workspace_id);
 extern int	wsctl_op_slots_in_use(void);
 extern void wsctl_op_slot_set_acting(int slot, pid_t pid);
+extern void wsctl_op_slot_progress(int slot, int64 bytes_done, int64 bytes_total);
 extern void wsctl_op_slot_finish(int slot, bool ok, const char *reason,
 								 const char *code, const char *message);
 

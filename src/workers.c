@@ -17,9 +17,10 @@
 #include "wsctl.h"
 
 PG_FUNCTION_INFO_V1(wsctl_worker_status);
+PG_FUNCTION_INFO_V1(wsctl_operation_progress);
 
 static const char *const component_names[WSCTL_NUM_COMPONENTS] = {
-	"health_monitor", "reconciler", "event_listener", "ttl_manager"
+	"health_monitor", "reconciler", "event_listener", "ttl_manager", "archive_gc"
 };
 
 static void
@@ -47,6 +48,7 @@ wsctl_register_workers(void)
 	register_component("reconciler", "wsctl_reconciler_main");
 	register_component("event_listener", "wsctl_event_listener_main");
 	register_component("ttl_manager", "wsctl_ttl_manager_main");
+	register_component("archive_gc", "wsctl_archive_gc_main");
 
 	if (max_worker_processes < needed + max_parallel_workers)
 		ereport(WARNING,
@@ -112,6 +114,37 @@ wsctl_worker_status(PG_FUNCTION_ARGS)
 		nulls[8] = (s.message[0] == '\0');
 		nulls[9] = true;
 		values[10] = UUIDPGetDatum(&s.workspace_id);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * Rows of wsctl.operation_progress: each operation worker that reported
+ * progress of a transfer (archive, restore), from shared memory.
+ */
+Datum
+wsctl_operation_progress(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (int i = 0; i < WSCTL_MAX_OPERATION_SLOTS; i++)
+	{
+		WsctlOpSlot s = wsctl_op_slot_get(i);
+		Datum		values[7];
+		bool		nulls[7] = {0};
+
+		if (s.state == OP_SLOT_FREE || s.progress_at == 0)
+			continue;
+		values[0] = UUIDPGetDatum(&s.workspace_id);
+		values[1] = CStringGetTextDatum(s.operation);
+		values[2] = UUIDPGetDatum(&s.op_id);
+		values[3] = Int64GetDatum(s.bytes_done);
+		values[4] = Int64GetDatum(s.bytes_total);
+		nulls[4] = (s.bytes_total < 0);
+		values[5] = timestamp_or_null(s.launched_at, &nulls[5]);
+		values[6] = timestamp_or_null(s.progress_at, &nulls[6]);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

@@ -12,6 +12,7 @@ extern PGDLLEXPORT void wsctl_health_monitor_main(Datum arg);
 extern PGDLLEXPORT void wsctl_reconciler_main(Datum arg);
 extern PGDLLEXPORT void wsctl_event_listener_main(Datum arg);
 extern PGDLLEXPORT void wsctl_ttl_manager_main(Datum arg);
+extern PGDLLEXPORT void wsctl_archive_gc_main(Datum arg);
 extern PGDLLEXPORT void wsctl_operation_main(Datum arg);
 
 #endif							/* WSCTL_WORKERS_H */

@@ -16,7 +16,9 @@
 
 #include "docker.h"
 #include "redis.h"
+#include "s3.h"
 #include "shmem.h"
+#include "storage_job.h"
 #include "wsctl.h"
 #include "workers.h"
 
@@ -45,6 +47,8 @@ int			wsctl_events_retention_s = 7 * 24 * 3600;
 int			wsctl_ttl_interval_ms = 60000;
 int			wsctl_ttl_warning_ms = 60000;
 char	   *wsctl_redis_url = NULL;
+int			wsctl_gc_interval_ms = 3600 * 1000;
+int			wsctl_gc_orphan_delay_s = 2 * 3600;
 static int	wsctl_max_running_per_user = 2;
 static int	wsctl_max_running_global = 100;
 
@@ -69,6 +73,53 @@ define_interval(const char *name, const char *desc, int *var, int boot_ms,
 {
 	DefineCustomIntVariable(name, desc, NULL, var, boot_ms, min_ms, INT_MAX,
 							context, GUC_UNIT_MS, NULL, NULL, NULL);
+}
+
+static const struct config_enum_entry compression_options[] = {
+	{"zstd", WSCTL_COMPRESSION_ZSTD, false},
+	{"gzip", WSCTL_COMPRESSION_GZIP, false},
+	{NULL, 0, false}
+};
+
+/*
+ * Object storage. The endpoint, bucket and region are visible to everyone
+ * (the API refuses to archive when no endpoint is set); the credentials
+ * only to superusers, and the secret is left out of SHOW ALL as well.
+ */
+static void
+define_storage_settings(void)
+{
+	DefineCustomStringVariable("wsctl.s3_endpoint",
+							   "S3 endpoint of the archives (path-style), e.g. http://127.0.0.1:7480; empty disables archiving.",
+							   NULL, &wsctl_s3_endpoint, "",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("wsctl.s3_bucket", "S3 bucket of the archives.",
+							   NULL, &wsctl_s3_bucket, "wsctl",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("wsctl.s3_region", "Region in the S3 signatures (SigV4 scope).",
+							   NULL, &wsctl_s3_region, "us-east-1",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("wsctl.s3_access_key", "S3 access key id.",
+							   NULL, &wsctl_s3_access_key, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	DefineCustomStringVariable("wsctl.s3_secret_key", "S3 secret access key.",
+							   NULL, &wsctl_s3_secret_key, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL, NULL, NULL, NULL);
+	DefineCustomEnumVariable("wsctl.archive_compression",
+							 "Compression of new archives: zstd or gzip.",
+							 NULL, &wsctl_archive_compression, WSCTL_COMPRESSION_ZSTD,
+							 compression_options, PGC_SIGHUP, 0, NULL, NULL, NULL);
+	/* S3 wants parts of at least 5 MiB (but the last); memory is one part */
+	DefineCustomIntVariable("wsctl.archive_part_size",
+							"Size of the multipart upload parts of an archive (memory per archiving worker).",
+							NULL, &wsctl_archive_part_size_kb, 16 * 1024, 5 * 1024, 512 * 1024,
+							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
+	define_interval("wsctl.gc_interval", "Archive GC cycle.",
+					&wsctl_gc_interval_ms, 3600 * 1000, 10, PGC_SIGHUP);
+	DefineCustomIntVariable("wsctl.gc_orphan_delay",
+							"How long an archive must stay an orphan before the Archive GC deletes it.",
+							NULL, &wsctl_gc_orphan_delay_s, 2 * 3600, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 }
 
 static void
@@ -159,6 +210,7 @@ define_settings(void)
 							NULL, &wsctl_events_retention_s, 7 * 24 * 3600, 1, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 
+	define_storage_settings();
 	MarkGUCPrefixReserved("wsctl");
 }
 

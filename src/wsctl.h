@@ -16,6 +16,7 @@ typedef enum WsctlComponent
 	WSCTL_RECONCILER,
 	WSCTL_EVENT_LISTENER,
 	WSCTL_TTL_MANAGER,
+	WSCTL_ARCHIVE_GC,
 	WSCTL_NUM_COMPONENTS
 } WsctlComponent;
 
@@ -39,5 +40,7 @@ extern int	wsctl_events_retention_s;
 extern int	wsctl_ttl_interval_ms;
 extern int	wsctl_ttl_warning_ms;
 extern char *wsctl_sse_secret;
+extern int	wsctl_gc_interval_ms;
+extern int	wsctl_gc_orphan_delay_s;
 
 #endif							/* WSCTL_H */

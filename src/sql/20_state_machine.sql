@@ -60,14 +60,28 @@ $$;
 COMMENT ON FUNCTION wsctl.operation_target(wsctl.operation) IS
 	'The observed status at which an operation is complete; NULL for NONE';
 
-CREATE FUNCTION wsctl.archive_key_for(workspace_id uuid, op_id uuid)
+CREATE FUNCTION wsctl.archive_prefix_for(workspace_id uuid, op_id uuid)
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
 AS $$
-	SELECT 'archives/' || workspace_id::text || '/' || op_id::text || '/home.tar.gz'
+	SELECT 'archives/' || workspace_id::text || '/' || op_id::text || '/'
+$$;
+COMMENT ON FUNCTION wsctl.archive_prefix_for(uuid, uuid) IS
+	'Prefix of every object one ARCHIVING operation writes: archives/{id}/{op_id}/ (SPEC 5.1 naming)';
+
+-- The file name follows wsctl.archive_compression at the time of the first
+-- upload; a retry reuses whatever its op_id already uploaded, so keys are
+-- compared by prefix, never rebuilt from the current setting.
+CREATE FUNCTION wsctl.archive_key_for(workspace_id uuid, op_id uuid)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE STRICT
+AS $$
+	SELECT wsctl.archive_prefix_for(workspace_id, op_id) ||
+		CASE current_setting('wsctl.archive_compression') WHEN 'gzip' THEN 'home.tar.gz'
+			 ELSE 'home.tar.zst' END
 $$;
 COMMENT ON FUNCTION wsctl.archive_key_for(uuid, uuid) IS
-	'Object key of the archive made by one ARCHIVING operation (SPEC 5.1 naming)';
+	'Object key a new archive of one ARCHIVING operation gets: home.tar.zst, or home.tar.gz with wsctl.archive_compression = gzip';
 
 CREATE FUNCTION wsctl.operation_complete(operation wsctl.operation, observed wsctl.status,
 										 archive_key text, workspace_id uuid, op_id uuid)
@@ -80,7 +94,7 @@ AS $$
 		-- ARCHIVING completes only with this operation's own archive: a
 		-- workspace restored from an old archive still carries the old key.
 		WHEN operation = 'ARCHIVING' THEN
-			coalesce(archive_key = wsctl.archive_key_for(workspace_id, op_id), false)
+			coalesce(starts_with(archive_key, wsctl.archive_prefix_for(workspace_id, op_id)), false)
 		ELSE true
 	END
 $$;

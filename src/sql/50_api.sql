@@ -221,24 +221,25 @@ END
 $$;
 COMMENT ON FUNCTION wsctl._check_request(wsctl.workspaces, text) IS 'WS409 unless request_allowed() accepts the request';
 
--- Archiving and restoring need object storage, which this version of wsctl
--- does not drive yet: a request that would archive is refused up front
--- rather than accepted and failed into ERROR by the workers.
+-- Archiving needs object storage: with no wsctl.s3_endpoint configured, a
+-- request that would archive is refused up front rather than accepted and
+-- failed into ERROR by the workers.
 CREATE FUNCTION wsctl._check_archiving_available(w wsctl.workspaces, desired_state wsctl.status)
 RETURNS void
 LANGUAGE plpgsql
 AS $$
 BEGIN
-	IF desired_state = 'PENDING' AND w.observed_status IN ('STANDBY', 'RUNNING') THEN
-		RAISE EXCEPTION 'archiving is not available in this version of wsctl'
+	IF desired_state = 'PENDING' AND w.observed_status IN ('STANDBY', 'RUNNING')
+	   AND coalesce(current_setting('wsctl.s3_endpoint', true), '') = '' THEN
+		RAISE EXCEPTION 'archiving is not available: object storage is not configured'
 			USING ERRCODE = '0A000',
-				  DETAIL = 'desired_state PENDING would archive the home volume to object storage.',
-				  HINT = 'Use STANDBY to stop the workspace and keep its volume.';
+				  DETAIL = 'desired_state PENDING would archive the home volume to object storage, and wsctl.s3_endpoint is empty.',
+				  HINT = 'Set wsctl.s3_endpoint and the S3 credentials, or use STANDBY to stop the workspace and keep its volume.';
 	END IF;
 END
 $$;
 COMMENT ON FUNCTION wsctl._check_archiving_available(wsctl.workspaces, wsctl.status) IS
-	'0A000 for a request that would start ARCHIVING (object storage is not supported yet)';
+	'0A000 for a request that would start ARCHIVING while no object storage is configured (wsctl.s3_endpoint empty)';
 
 -- API -----------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ GRANT wsctl_api TO wsctl_admin;
 
 GRANT SELECT ON wsctl.workspace_info TO wsctl_api;
 GRANT SELECT ON wsctl.events TO wsctl_api;
+GRANT SELECT ON wsctl.operation_progress TO wsctl_api;
 
 GRANT EXECUTE ON FUNCTION
 	wsctl.create_workspace(uuid, text, text, wsctl.status, text, text, int, int),
@@ -45,6 +46,8 @@ GRANT EXECUTE ON FUNCTION
 	wsctl.operation_target(wsctl.operation),
 	wsctl.operation_complete(wsctl.operation, wsctl.status, text, uuid, uuid),
 	wsctl.archive_key_for(uuid, uuid),
+	wsctl.archive_prefix_for(uuid, uuid),
+	wsctl._operation_progress(),
 	wsctl.display_status(wsctl.status, text),
 	wsctl.effective_status(wsctl.status, jsonb),
 	wsctl.request_allowed(wsctl.status, wsctl.operation, text),
