@@ -18,7 +18,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION wsctl;
 
-SELECT plan(353);
+SELECT plan(355);
 
 -- ---------------------------------------------------------------------------
 -- status_level (SPEC 2.2, DESIGN I1)
@@ -162,8 +162,17 @@ SELECT is(wsctl.operation_target(NULL), NULL, 'operation_target(NULL) is NULL');
 
 SELECT is(wsctl.archive_key_for('11111111-1111-1111-1111-111111111111',
 								'22222222-2222-2222-2222-222222222222'),
+		  'archives/11111111-1111-1111-1111-111111111111/22222222-2222-2222-2222-222222222222/' ||
+		  CASE current_setting('wsctl.archive_compression') WHEN 'gzip' THEN 'home.tar.gz' ELSE 'home.tar.zst' END,
+		  'archive_key_for = archives/{id}/{op_id}/home.tar.zst (home.tar.gz with wsctl.archive_compression = gzip)');
+SELECT is(wsctl.archive_prefix_for('11111111-1111-1111-1111-111111111111',
+								   '22222222-2222-2222-2222-222222222222'),
+		  'archives/11111111-1111-1111-1111-111111111111/22222222-2222-2222-2222-222222222222/',
+		  'archive_prefix_for = archives/{id}/{op_id}/');
+SELECT ok(wsctl.operation_complete('ARCHIVING', 'PENDING',
 		  'archives/11111111-1111-1111-1111-111111111111/22222222-2222-2222-2222-222222222222/home.tar.gz',
-		  'archive_key_for = archives/{id}/{op_id}/home.tar.gz');
+		  '11111111-1111-1111-1111-111111111111', '22222222-2222-2222-2222-222222222222'),
+		  'ARCHIVING completes with a gzip archive of its op_id as well (keys compared by prefix)');
 SELECT is(wsctl.archive_key_for(NULL, '22222222-2222-2222-2222-222222222222'), NULL,
 		  'archive_key_for(NULL id) is NULL');
 SELECT is(wsctl.archive_key_for('11111111-1111-1111-1111-111111111111', NULL), NULL,
