@@ -9,8 +9,10 @@
  * reconciler does the rest. A workspace about to be stopped (within
  * wsctl.ttl_warning) gets one ttl_warning event first.
  * Redis unreachable: nothing is stopped on a guess; the tick says so in
- * wsctl.workers.last_error. The archive TTL (STANDBY -> PENDING) waits for
- * object storage.
+ * wsctl.workers.last_error.
+ * The archive TTL needs no Redis: a STANDBY workspace at rest whose last
+ * access is older than archive_ttl_seconds gets desired_state = PENDING
+ * (archived), again with a compare-and-set and a ttl_warning first.
  */
 #include "postgres.h"
 
@@ -34,8 +36,9 @@ typedef struct TtlCandidate
 	int			seconds_left;
 } TtlCandidate;
 
+/* The candidates of one TTL: sql takes the warning window as $1. */
 static List *
-ttl_candidates(MemoryContext cxt)
+ttl_candidates(const char *sql, MemoryContext cxt)
 {
 	Datum		arg = DirectFunctionCall3(interval_in, CStringGetDatum(psprintf("%d ms", wsctl_ttl_warning_ms)),
 										  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
@@ -44,11 +47,9 @@ ttl_candidates(MemoryContext cxt)
 	int			ret;
 
 	wsctl_xact_begin("wsctl ttl_manager: listing idle candidates");
-	ret = SPI_execute_with_args("SELECT id::text, due, seconds_left FROM wsctl._standby_ttl_candidates($1)",
-								1, &type, &arg, NULL, true, 0);
+	ret = SPI_execute_with_args(sql, 1, &type, &arg, NULL, true, 0);
 	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "wsctl ttl_manager: _standby_ttl_candidates failed: %s",
-			 SPI_result_code_string(ret));
+		elog(ERROR, "wsctl ttl_manager: %s failed: %s", sql, SPI_result_code_string(ret));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -69,7 +70,8 @@ ttl_candidates(MemoryContext cxt)
 
 /*
  * Runs one of the TTL manager's SQL writes on one workspace: _ttl_stop($1)
- * (nargs 1) or _ttl_warn($1, $2) (nargs 2, the seconds left).
+ * or _ttl_archive($1) (nargs 1) or _ttl_warn($1, $2, ...) (nargs 2, the
+ * seconds left).
  */
 static bool
 ttl_write(const char *sql, int nargs, const char *id, int seconds_left)
@@ -106,15 +108,14 @@ read_activity(const char *id, long long *connections, long long *timer_ms)
 	return wsctl_redis_integer(2, pttl, timer_ms);
 }
 
+/* Standby TTL: RUNNING workspaces nobody is connected to. */
 static void
-ttl_manager_tick(MemoryContext tick_cxt)
+standby_ttl(MemoryContext tick_cxt)
 {
-	List	   *candidates = ttl_candidates(tick_cxt);
+	List	   *candidates = ttl_candidates("SELECT id::text, due, seconds_left FROM wsctl._standby_ttl_candidates($1)",
+											tick_cxt);
 	ListCell   *lc;
-	instr_time	start,
-				elapsed;
 
-	INSTR_TIME_SET_CURRENT(start);
 	foreach(lc, candidates)
 	{
 		TtlCandidate *c = lfirst(lc);
@@ -144,6 +145,36 @@ ttl_manager_tick(MemoryContext tick_cxt)
 		else
 			(void) ttl_write("SELECT wsctl._ttl_warn($1, $2)", 2, c->id, c->seconds_left);
 	}
+}
+
+/* Archive TTL: STANDBY workspaces unused for archive_ttl_seconds. */
+static void
+archive_ttl(MemoryContext tick_cxt)
+{
+	List	   *candidates = ttl_candidates("SELECT id::text, due, seconds_left FROM wsctl._archive_ttl_candidates($1)",
+											tick_cxt);
+	ListCell   *lc;
+
+	foreach(lc, candidates)
+	{
+		TtlCandidate *c = lfirst(lc);
+
+		if (c->due)
+			(void) ttl_write("SELECT wsctl._ttl_archive($1)", 1, c->id, 0);
+		else
+			(void) ttl_write("SELECT wsctl._ttl_warn($1, $2, 'PENDING')", 2, c->id, c->seconds_left);
+	}
+}
+
+static void
+ttl_manager_tick(MemoryContext tick_cxt)
+{
+	instr_time	start,
+				elapsed;
+
+	INSTR_TIME_SET_CURRENT(start);
+	standby_ttl(tick_cxt);
+	archive_ttl(tick_cxt);
 	INSTR_TIME_SET_CURRENT(elapsed);
 	INSTR_TIME_SUBTRACT(elapsed, start);
 	wsctl_status_tick(WSCTL_TTL_MANAGER, INSTR_TIME_GET_MILLISEC(elapsed), 0);

@@ -6,7 +6,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION wsctl;
 
-SELECT plan(14);
+SELECT plan(22);
 
 CREATE TEMP TABLE t (k text PRIMARY KEY, id uuid);
 INSERT INTO t SELECT 'a', (wsctl.create_workspace(gen_random_uuid(), 'ttl-a', 'busybox', 'RUNNING', standby_ttl_seconds => 60)).id;
@@ -56,6 +56,31 @@ SELECT pg_temp.touch('b', interval '1 hour');
 SELECT wsctl.delete_workspace(id) FROM t WHERE k = 'b';
 SELECT is(wsctl._ttl_stop(id), false, 'a deleted workspace is never stopped by the TTL') FROM t WHERE k = 'b';
 SELECT is(pg_temp.cand(), 'none', '  nor a candidate');
+
+-- Archive TTL: a STANDBY workspace at rest, unused for archive_ttl_seconds.
+INSERT INTO t SELECT 'c', (wsctl.create_workspace(gen_random_uuid(), 'ttl-c', 'busybox', 'STANDBY', archive_ttl_seconds => 600)).id;
+CREATE FUNCTION pg_temp.acand(warn interval DEFAULT '0') RETURNS text LANGUAGE sql AS $$
+	SELECT coalesce(string_agg(c.due::text || ' ' || c.seconds_left, ','), 'none')
+	  FROM wsctl._archive_ttl_candidates(warn) c JOIN t ON t.id = c.id
+$$;
+SELECT pg_temp.observe('c', 'STANDBY');
+SELECT pg_temp.touch('c', interval '5 minutes');
+SELECT is(pg_temp.acand(), 'none',
+		  'archive TTL: unused for 5 of 10 minutes: not a candidate');
+SELECT is(pg_temp.acand(interval '6 minutes'),
+		  CASE WHEN current_setting('wsctl.s3_endpoint') = '' THEN 'none' ELSE 'false 300' END,
+		  '  within a 6-minute warning window: 300 s left (none without object storage)');
+SELECT is(wsctl._ttl_warn(id, 300, 'PENDING'), true, '_ttl_warn with action PENDING') FROM t WHERE k = 'c';
+SELECT is((SELECT payload ->> 'action' FROM wsctl.events e JOIN t ON t.id = e.workspace_id
+			WHERE t.k = 'c' AND e.payload ->> 'event' = 'ttl_warning'), 'PENDING', '  the warning says it will be archived');
+SELECT is(wsctl._ttl_archive(id), false, '_ttl_archive refuses before the TTL') FROM t WHERE k = 'c';
+SELECT pg_temp.touch('c', interval '11 minutes');
+SELECT is(wsctl._ttl_archive(id), current_setting('wsctl.s3_endpoint') <> '',
+		  '_ttl_archive after the TTL: archived (refused without object storage)') FROM t WHERE k = 'c';
+SELECT is((SELECT desired_state::text FROM wsctl.workspaces w JOIN t USING (id) WHERE t.k = 'c'),
+		  CASE WHEN current_setting('wsctl.s3_endpoint') = '' THEN 'STANDBY' ELSE 'PENDING' END,
+		  '  desired_state PENDING');
+SELECT is(wsctl._ttl_archive(id), false, '  not twice (desired_state is no longer STANDBY)') FROM t WHERE k = 'c';
 
 SELECT * FROM finish();
 ROLLBACK;
