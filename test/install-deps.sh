@@ -3,7 +3,7 @@
 #
 # Idempotent and fast: it asks dpkg which packages are missing and only then runs
 # `apt-get update` and `apt-get install --no-install-recommends` for those.
-# Services that packages would start on install (postgresql, redis, docker) are kept
+# Services that packages would start on install (postgresql, redis, docker, ceph) are kept
 # from starting: the test scripts start their own private instances on loopback.
 # Must run as root (apt-get). Usage: test/install-deps.sh
 set -euo pipefail
@@ -18,11 +18,22 @@ PACKAGES=(
     libhiredis-dev
     libevent-dev                             # the wsctl-sse relay
     libjansson-dev                           # JSON in the relay (token claims)
-    libssl-dev                               # HMAC-SHA256: SSE tokens
+    libssl-dev                               # HMAC-SHA256: SSE tokens, SigV4
+    libarchive-dev                           # workspace archives (tar)
+    libzstd-dev                              # archive compression (zstd)
+    libxml2-dev                              # S3 responses (XML)
+    zstd                                     # the zstd command: tests look inside archives
+    clang                                    # libFuzzer, for test/fuzz
+    libclang-rt-dev                          # its runtime (only a Recommends of clang)
     chromium                                 # the browser test of the relay
     redis-server
     docker.io
     busybox-static
+    radosgw                                  # the test S3 server (test/rgw.sh)
+    ceph-mon                                 # its one-node Ceph cluster: monitor
+    ceph-osd                                 # and memstore OSD
+    s3cmd                                    # an independent S3 client, by hand
+    python3                                  # the ceph CLI is a Python program
     curl
     iproute2
     jq

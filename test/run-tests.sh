@@ -4,20 +4,24 @@
 # As root, from anywhere (it works from the repository top):
 #   1. test/install-deps.sh              install missing Debian packages
 #   2. make clean all && make install    build and install the extension
-#   3. a temp dir under /tmp with a private dockerd (test/docker.sh), redis-server
-#      (test/redis.sh) and a throwaway
+#   3. a temp dir under /tmp; the fuzz suite (test/fuzz/*.t, needs no services)
+#   4. in the temp dir: a private dockerd (test/docker.sh), redis-server
+#      (test/redis.sh), an S3 server, Ceph's RADOS Gateway on a one-node cluster
+#      (test/rgw.sh: bucket wsctl; WSCTL_S3_* and WSCTL_RGW_DIR are exported for
+#      the tests, wsctl.s3_* set in postgresql.conf) and a throwaway
 #      PostgreSQL 15 cluster preloading wsctl (test/pg.sh), database wsctl_it
-#   4. the suites, each one even if an earlier one failed:
+#   5. the suites, each one even if an earlier one failed:
+#        fuzz         test/fuzz/*.t                     prove (run in step 3)
 #        regress      pg_regress (sql/, expected/)      make installcheck
 #        isolation    isolation specs (test/isolation/) make installcheck
 #        pgtap        test/pgtap/*.sql                  pg_prove, database wsctl_tap
 #        integration  test/integration/*.t              prove
-#   5. stops the services, removes the temp dir, prints one line per suite and, as the
+#   6. stops the services, removes the temp dir, prints one line per suite and, as the
 #      last line, "N passed, N failed". Exit status 1 if anything failed.
 #
 # Knobs (environment): WSCTL_TEST_KEEP=1 keeps the temp dir (logs) after the run;
 # WSCTL_SUITE_TIMEOUT (s, default 1200) bounds each installcheck run;
-# WSCTL_FILE_TIMEOUT (s, default 600) bounds each pgTAP or integration file.
+# WSCTL_FILE_TIMEOUT (s, default 600) bounds each fuzz, pgTAP or integration file.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -73,8 +77,8 @@ show_tail() {
     echo "----- end of $file -----"
 }
 
-# stop_services: stops dockerd and PostgreSQL and removes the temp dir; runs once,
-# either before the summary or from the EXIT trap.
+# stop_services: stops PostgreSQL, Redis, the RADOS Gateway's cluster and dockerd
+# and removes the temp dir; runs once, either before the summary or from the EXIT trap.
 stop_services() {
     ((cleaned == 0)) || return 0
     cleaned=1
@@ -82,12 +86,16 @@ stop_services() {
     header "stopping services"
     "$TOP/test/pg.sh" stop "$TMP/pg" || echo "run-tests.sh: pg.sh stop failed" >&2
     "$TOP/test/redis.sh" stop "$TMP/redis" || echo "run-tests.sh: redis.sh stop failed" >&2
+    if [[ "${WSCTL_TEST_KEEP:-0}" == 1 && -d "$TMP/rgw/log" ]]; then
+        cp -r "$TMP/rgw/log" "$TMP/rgw-log"
+    fi
+    "$TOP/test/rgw.sh" stop "$TMP/rgw" || echo "run-tests.sh: rgw.sh stop failed" >&2
     if [[ "${WSCTL_TEST_KEEP:-0}" == 1 && -r "$TMP/docker/dockerd.log" ]]; then
         cp "$TMP/docker/dockerd.log" "$TMP/dockerd.log"
     fi
     "$TOP/test/docker.sh" stop "$TMP/docker" || echo "run-tests.sh: docker.sh stop failed" >&2
     if [[ "${WSCTL_TEST_KEEP:-0}" == 1 ]]; then
-        echo "kept $TMP (postgres log: $TMP/pg/postgres.log, dockerd log: $TMP/dockerd.log)"
+        echo "kept $TMP (postgres log: $TMP/pg/postgres.log, dockerd log: $TMP/dockerd.log, Ceph and RGW logs: $TMP/rgw-log)"
     else
         rm -rf "$TMP"
     fi
@@ -251,22 +259,45 @@ if ! { make -s clean all && make -s install; }; then
 fi
 echo "built and installed"
 
-# ================================================================ 3. services
-header "services"
 TMP=$(mktemp -d /tmp/wsctl-test.XXXXXX)
 chmod 755 "$TMP"
 echo "temp dir $TMP"
+suite_failed=0
+
+# ================================================================ 3. fuzz
+header "fuzz (prove: test/fuzz/*.t)"
+if compgen -G "test/fuzz/*.t" >/dev/null; then
+    # --exec '': the files are executables that print TAP.
+    run_tap_suite fuzz test/fuzz/*.t -- prove --verbose --exec ''
+else
+    skip fuzz "no test/fuzz/*.t"
+fi
+
+# ================================================================ 4. services
+header "services"
 if ! "$TOP/test/redis.sh" start "$TMP/redis"; then
     record services 0 1 "test/redis.sh start failed"
     finish
 fi
 # shellcheck source=/dev/null
 . "$TMP/redis/env.sh"
+if ! "$TOP/test/rgw.sh" start "$TMP/rgw"; then
+    record services 0 1 "test/rgw.sh start failed"
+    finish
+fi
+# WSCTL_S3_ENDPOINT, _BUCKET, _REGION, _ACCESS_KEY, _SECRET_KEY, WSCTL_RGW_DIR (exported)
+# shellcheck source=/dev/null
+. "$TMP/rgw/env.sh"
 {
     echo "# written by test/run-tests.sh"
     echo "wsctl.database = '$IT_DB'"
     echo "wsctl.docker_host = 'unix://$TMP/docker/docker.sock'"
     echo "wsctl.redis_url = '$WSCTL_REDIS_URL'"
+    echo "wsctl.s3_endpoint = '$WSCTL_S3_ENDPOINT'"
+    echo "wsctl.s3_bucket = '$WSCTL_S3_BUCKET'"
+    echo "wsctl.s3_region = '$WSCTL_S3_REGION'"
+    echo "wsctl.s3_access_key = '$WSCTL_S3_ACCESS_KEY'"
+    echo "wsctl.s3_secret_key = '$WSCTL_S3_SECRET_KEY'"
     if [[ -f "$TOP/test/integration/postgresql.conf" ]]; then
         echo "# --- test/integration/postgresql.conf"
         cat "$TOP/test/integration/postgresql.conf"
@@ -286,16 +317,14 @@ fi
 . "$TMP/pg/env.sh"
 # shellcheck source=/dev/null
 . "$TMP/docker/env.sh"
-export WSCTL_IT_DB=$IT_DB WSCTL_DOCKER_DIR=$TMP/docker WSCTL_TEST_TMP=$TMP
+export WSCTL_IT_DB=$IT_DB WSCTL_DOCKER_DIR=$TMP/docker WSCTL_TEST_TMP=$TMP WSCTL_RGW_DIR
 if ! createdb "$IT_DB"; then
     record services 0 1 "createdb $IT_DB failed"
     finish
 fi
-echo "PostgreSQL on $PGHOST port $PGPORT, Docker at $DOCKER_HOST, Redis at $WSCTL_REDIS_URL, database $IT_DB"
+echo "PostgreSQL on $PGHOST port $PGPORT, Docker at $DOCKER_HOST, Redis at $WSCTL_REDIS_URL, S3 at $WSCTL_S3_ENDPOINT (bucket $WSCTL_S3_BUCKET), database $IT_DB"
 
-suite_failed=0
-
-# ================================================================ 4. suites
+# ================================================================ 5. suites
 header "regress (pg_regress: sql/, expected/)"
 if compgen -G "sql/*.sql" >/dev/null; then
     run_installcheck regress regression.diffs ISOLATION=
@@ -329,6 +358,7 @@ if compgen -G "test/integration/*.t" >/dev/null; then
     run_tap_suite integration test/integration/*.t -- prove --verbose --exec ''
     if ((FILE_FAIL > 0)); then
         show_tail "$TMP/docker/dockerd.log" 40
+        show_tail "$TMP/rgw/log/client.rgw.a.log" 40
     fi
 else
     skip integration "no test/integration/*.t"

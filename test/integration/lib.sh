@@ -8,6 +8,14 @@
 #   DOCKER_HOST            the test dockerd's socket
 #   WSCTL_TEST_IMAGE       a locally built busybox image
 #   WSCTL_DOCKER_DIR       the test dockerd's directory (test/docker.sh)
+#   WSCTL_S3_ENDPOINT      the test S3 server (Ceph RADOS Gateway, test/rgw.sh),
+#                          http://127.0.0.1:PORT, path-style requests
+#   WSCTL_S3_BUCKET        its bucket (wsctl)
+#   WSCTL_S3_REGION        the SigV4 region (us-east-1)
+#   WSCTL_S3_ACCESS_KEY    the S3 user's access key
+#   WSCTL_S3_SECRET_KEY    and its secret
+#   WSCTL_RGW_DIR          the cluster's directory (test/rgw.sh stop-rgw/start-rgw)
+#   S3_LIST_MAX_KEYS       (optional) page size of s3_list, to exercise paging
 # Asynchronous behaviour is awaited by polling a condition with a deadline.
 
 set -uo pipefail
@@ -197,3 +205,107 @@ stop_relay() {
 	kill -TERM "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 }
+
+# ---------------------------------------------------------------- S3
+# The bucket as an independent client sees it: curl --aws-sigv4, never wsctl.
+# Helpers that print an HTTP code print 000 when nothing answered (RGW down),
+# and succeed only on a 2xx.
+# curl 7.88 signs the path and query exactly as written: keys are sent
+# percent-encoded (RFC 3986, '/' kept) and queries already canonical (parameters
+# sorted by name, values encoded with '/' as %2F).
+_S3_EMPTY_SHA=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
+_S3_RGW_SH=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/rgw.sh
+
+# s3_uri STRING: STRING percent-encoded as SigV4 wants it (unreserved kept).
+s3_uri() { jq -rn --arg v "$1" '$v | @uri'; }
+# _s3_url KEY: the object's URL, each path segment of KEY encoded.
+_s3_url() {
+	printf '%s/%s/%s' "$WSCTL_S3_ENDPOINT" "$WSCTL_S3_BUCKET" \
+		"$(jq -rn --arg v "$1" '$v | split("/") | map(@uri) | join("/")')"
+}
+# _s3_curl PAYLOAD_SHA256 CURL_ARGS...: one signed request.
+_s3_curl() {
+	local sha=$1
+	shift
+	curl -s --max-time 120 --aws-sigv4 "aws:amz:${WSCTL_S3_REGION:-us-east-1}:s3" \
+		--user "$WSCTL_S3_ACCESS_KEY:$WSCTL_S3_SECRET_KEY" -H "x-amz-content-sha256: $sha" "$@"
+}
+# _s3_code CODE: prints CODE (000 if empty), succeeds when it is a 2xx.
+_s3_code() { local c=${1:-000}; echo "$c"; [[ $c == 2?? ]]; }
+
+# s3_head KEY: prints the HTTP code of a HEAD (200, 404, ...).
+s3_head() { _s3_code "$(_s3_curl "$_S3_EMPTY_SHA" -I -o /dev/null -w '%{http_code}' "$(_s3_url "$1")")"; }
+# s3_exists KEY: true when a HEAD gets 200.
+s3_exists() { [ "$(s3_head "$1")" = 200 ]; }
+# s3_get KEY FILE: downloads into FILE (an error's XML body on failure), prints the code.
+s3_get() { _s3_code "$(_s3_curl "$_S3_EMPTY_SHA" -o "$2" -w '%{http_code}' "$(_s3_url "$1")")"; }
+# s3_put KEY FILE: uploads FILE (one PUT), prints the code.
+s3_put() {
+	local sha
+	sha=$(sha256sum "$2" | cut -d' ' -f1) || return 1
+	_s3_code "$(_s3_curl "$sha" -o /dev/null -w '%{http_code}' -T "$2" "$(_s3_url "$1")")"
+}
+# s3_delete KEY: deletes the object, prints the code (204, also when it was absent).
+s3_delete() { _s3_code "$(_s3_curl "$_S3_EMPTY_SHA" -o /dev/null -w '%{http_code}' -X DELETE "$(_s3_url "$1")")"; }
+# s3_cat KEY: prints the object's body (small files: meta data); fails unless 200.
+s3_cat() {
+	local tmp code
+	tmp=$(mktemp) || return 1
+	code=$(s3_get "$1" "$tmp")
+	[ "$code" = 200 ] && cat "$tmp"
+	rm -f "$tmp"
+	[ "$code" = 200 ]
+}
+# s3_sha256 KEY: the hex SHA-256 of the object, computed here after a download.
+s3_sha256() {
+	local tmp code
+	tmp=$(mktemp) || return 1
+	code=$(s3_get "$1" "$tmp")
+	[ "$code" = 200 ] && sha256sum "$tmp" | cut -d' ' -f1
+	rm -f "$tmp"
+	[ "$code" = 200 ]
+}
+# s3_list [PREFIX]: every key under PREFIX, one a line, in S3's (lexical) order:
+# ListObjectsV2, following continuation tokens (page size S3_LIST_MAX_KEYS, or the
+# server's 1000). Fails, with a diagnostic, on any non-200 page.
+s3_list() {
+	local prefix=${1:-} token='' query code tmp pages=0
+	tmp=$(mktemp) || return 1
+	while :; do
+		# sorted: continuation-token, list-type, max-keys, prefix
+		query=''
+		[ -n "$token" ] && query="continuation-token=$(s3_uri "$token")&"
+		query="${query}list-type=2"
+		[ -n "${S3_LIST_MAX_KEYS:-}" ] && query="$query&max-keys=$S3_LIST_MAX_KEYS"
+		[ -n "$prefix" ] && query="$query&prefix=$(s3_uri "$prefix")"
+		code=$(_s3_curl "$_S3_EMPTY_SHA" -o "$tmp" -w '%{http_code}' \
+			"$WSCTL_S3_ENDPOINT/$WSCTL_S3_BUCKET?$query")
+		if [ "$code" != 200 ]; then
+			diag "s3_list '$prefix': HTTP ${code:-000}: $(head -c 300 "$tmp" 2>/dev/null)" >&2
+			rm -f "$tmp"
+			return 1
+		fi
+		grep -o '<Key>[^<]*</Key>' "$tmp" | sed -e 's:^<Key>::' -e 's:</Key>$::' \
+			-e 's/&lt;/</g' -e 's/&gt;/>/g' -e 's/&quot;/"/g' -e "s/&apos;/'/g" -e 's/&amp;/\&/g'
+		pages=$((pages + 1))
+		grep -q '<IsTruncated>true</IsTruncated>' "$tmp" || break
+		token=$(sed -n 's:.*<NextContinuationToken>\([^<]*\)</NextContinuationToken>.*:\1:p' "$tmp")
+		if [ -z "$token" ] || [ $pages -ge 100000 ]; then
+			diag "s3_list '$prefix': truncated listing without a continuation token" >&2
+			rm -f "$tmp"
+			return 1
+		fi
+	done
+	rm -f "$tmp"
+}
+
+# rgw_stop / rgw_start: stop radosgw (mon, osd and the objects stay) and start it
+# again; rgw_start returns once a signed request works. Output as TAP comments.
+_rgw() {
+	local out rc=0
+	out=$("$_S3_RGW_SH" "$1" "$WSCTL_RGW_DIR" 2>&1) || rc=$?
+	[ -n "$out" ] && printf '%s\n' "$out" | sed 's/^/# /'
+	return $rc
+}
+rgw_stop() { _rgw stop-rgw; }
+rgw_start() { _rgw start-rgw; }
