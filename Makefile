@@ -4,6 +4,7 @@
 #   make install    install into the PostgreSQL found by pg_config
 #   make demo       throwaway environment, a workspace through its lifecycle
 #   make test       install what is missing, start services, run every suite
+#   make bench      the benchmarks of test/bench/, figures printed (not in make test)
 
 EXTENSION    = wsctl
 EXTVERSION   = 0.1
@@ -53,9 +54,12 @@ install: install-relay
 install-relay: $(RELAY)
 	$(INSTALL_PROGRAM) $(RELAY) '$(DESTDIR)$(bindir)/wsctl-sse'
 
-.PHONY: demo test install-relay
+.PHONY: demo test bench install-relay
 demo:
 	./test/demo.sh
 
 test:
 	./test/run-tests.sh
+
+bench:
+	./test/bench/run.sh

@@ -89,8 +89,11 @@ plan(List *keys, MemoryContext cxt)
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		char	   *key = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		/* the list, not only its keys, must outlive SPI's memory */
+		MemoryContext spi = MemoryContextSwitchTo(cxt);
 
-		due = lappend(due, MemoryContextStrdup(cxt, key));
+		due = lappend(due, pstrdup(key));
+		MemoryContextSwitchTo(spi);
 	}
 	wsctl_xact_commit();
 	MemoryContextSwitchTo(cxt);

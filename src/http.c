@@ -388,6 +388,118 @@ http_perform(const HttpRequest *request)
 	return response;
 }
 
+/* ---------------------------------------------------------------- async */
+
+struct HttpAsync
+{
+	CURLM	   *multi;
+	CURL	   *easy;
+	HttpTransfer xfer;			/* the callbacks' argument: must not move */
+	HttpResponse response;
+	bool		done;
+	CURLcode	result;
+};
+
+HttpAsync *
+http_async_start(const HttpRequest *request)
+{
+	HttpAsync  *a = palloc0(sizeof(HttpAsync));
+	CURLcode	rc;
+
+	a->response.body = makeStringInfo();
+	a->response.headers = makeStringInfo();
+	a->xfer.response = &a->response;
+	a->xfer.max_response_bytes = request->max_response_bytes > 0 ?
+		request->max_response_bytes : HTTP_DEFAULT_MAX_RESPONSE;
+	a->done = true;
+	if (!http_method_valid(request->method) || request->url == NULL)
+	{
+		http_fail(&a->response, CURLE_BAD_FUNCTION_ARGUMENT, "invalid HTTP method or missing URL");
+		return a;
+	}
+	/* the process's handle brings libcurl's global initialisation */
+	if (http_get_handle() == NULL || (a->easy = curl_easy_init()) == NULL ||
+		(a->multi = curl_multi_init()) == NULL)
+	{
+		http_fail(&a->response, CURLE_FAILED_INIT, "could not initialize libcurl");
+		return a;
+	}
+	rc = http_configure(a->easy, request, &a->xfer);
+	if (rc != CURLE_OK)
+	{
+		http_fail(&a->response, rc, psprintf("curl_easy_setopt(%s) failed: %s",
+											 a->xfer.failed_option, curl_easy_strerror(rc)));
+		return a;
+	}
+	if (curl_multi_add_handle(a->multi, a->easy) != CURLM_OK)
+	{
+		http_fail(&a->response, CURLE_FAILED_INIT, "curl_multi_add_handle failed");
+		return a;
+	}
+	a->done = false;
+	http_async_pump(a);
+	return a;
+}
+
+bool
+http_async_pump(HttpAsync *a)
+{
+	int			running;
+	int			queued;
+	CURLMsg    *msg;
+
+	if (a->done)
+		return true;
+	if (curl_multi_perform(a->multi, &running) != CURLM_OK)
+	{
+		a->result = CURLE_FAILED_INIT;
+		a->done = true;
+		return true;
+	}
+	while ((msg = curl_multi_info_read(a->multi, &queued)) != NULL)
+	{
+		if (msg->msg == CURLMSG_DONE)
+		{
+			a->result = msg->data.result;
+			a->done = true;
+		}
+	}
+	return a->done;
+}
+
+HttpResponse
+http_async_finish(HttpAsync *a)
+{
+	/* the progress callback ends the transfer on an interrupt */
+	while (!http_async_pump(a))
+		(void) curl_multi_poll(a->multi, NULL, 0, 100, NULL);
+	if (a->easy != NULL && a->response.error == NULL)
+	{
+		if (a->result != CURLE_OK)
+		{
+			long		os_errno = 0;
+
+			http_fail(&a->response, a->result, http_perform_error(&a->xfer, a->result));
+			if (curl_easy_getinfo(a->easy, CURLINFO_OS_ERRNO, &os_errno) == CURLE_OK)
+				a->response.os_errno = (int) os_errno;
+		}
+		else if (curl_easy_getinfo(a->easy, CURLINFO_RESPONSE_CODE,
+								   &a->response.status) != CURLE_OK)
+			http_fail(&a->response, CURLE_FAILED_INIT, "no HTTP status");
+		else
+			a->response.ok = true;
+	}
+	if (a->multi != NULL && a->easy != NULL)
+		curl_multi_remove_handle(a->multi, a->easy);
+	if (a->easy != NULL)
+		curl_easy_cleanup(a->easy);
+	if (a->multi != NULL)
+		curl_multi_cleanup(a->multi);
+	a->easy = NULL;
+	a->multi = NULL;
+	return a->response;
+}
+
 char *
 http_escape(const char *str)
 {

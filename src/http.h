@@ -52,6 +52,19 @@ typedef struct HttpResponse
 
 extern HttpResponse http_perform(const HttpRequest *request);
 
+/*
+ * A request that runs while the caller does other work: started, advanced
+ * by http_async_pump() whenever the caller has a moment (it never blocks),
+ * and collected by http_async_finish(), which waits for the end. It has a
+ * connection of its own; the request, its headers and its body must stay
+ * valid until finish. Interrupts stop it as they stop http_perform().
+ */
+typedef struct HttpAsync HttpAsync;
+
+extern HttpAsync *http_async_start(const HttpRequest *request);
+extern bool http_async_pump(HttpAsync *async);	/* true once it has ended */
+extern HttpResponse http_async_finish(HttpAsync *async);
+
 /* Percent-encode a string for use in a URL path segment or query value. */
 extern char *http_escape(const char *str);
 

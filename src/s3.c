@@ -281,40 +281,58 @@ s3_classify(const char *what, const HttpResponse *resp)
 							   message && message[0] ? s3_short_text(message) : ""));
 }
 
+/* A signed request, ready for http_perform() or http_async_start(). */
+typedef struct S3Prepared
+{
+	HttpRequest req;
+	char	   *what;			/* "METHOD key", for messages */
+} S3Prepared;
+
+static bool
+s3_prepare(const char *method, const char *key, const char *query,
+		   const char *body, size_t len, const char *content_type,
+		   long timeout_ms, S3Prepared *p, S3Result *err)
+{
+	S3SignedRequest sreq;
+	const char *hash = body ? sigv4_sha256_hex(body, len) : S3_EMPTY_SHA256;
+
+	p->what = psprintf("%s %s%s%s", method, key ? key : wsctl_s3_bucket,
+					   query ? "?" : "", query ? query : "");
+	/* an upload id or a continuation token is noise in a message */
+	if (strchr(p->what, '?'))
+		*strchr(p->what, '?') = '\0';
+	if (!s3_sign(method, key, query, hash, content_type, &sreq, err))
+		return false;
+	memset(&p->req, 0, sizeof(p->req));
+	p->req.method = method;
+	p->req.url = sreq.url;
+	p->req.headers = sreq.headers;
+	p->req.body = body;
+	p->req.body_len = len;
+	p->req.connect_timeout_ms = HTTP_CONNECT_TIMEOUT_MS;
+	p->req.timeout_ms = timeout_ms;
+	s3_requests++;
+	return true;
+}
+
 /* One buffered request. */
 static S3Result
 s3_call(const char *method, const char *key, const char *query,
 		const char *body, size_t len, const char *content_type,
 		long timeout_ms, HttpResponse *resp_out)
 {
-	S3SignedRequest sreq;
+	S3Prepared	p;
 	S3Result	err;
-	HttpRequest req;
 	HttpResponse resp;
-	const char *hash = body ? sigv4_sha256_hex(body, len) : S3_EMPTY_SHA256;
-	char	   *what = psprintf("%s %s%s%s", method, key ? key : wsctl_s3_bucket,
-								query ? "?" : "", query ? query : "");
 
-	/* an upload id or a continuation token is noise in a message */
-	if (strchr(what, '?'))
-		*strchr(what, '?') = '\0';
-	if (!s3_sign(method, key, query, hash, content_type, &sreq, &err))
+	if (!s3_prepare(method, key, query, body, len, content_type, timeout_ms, &p, &err))
 		return err;
-	memset(&req, 0, sizeof(req));
-	req.method = method;
-	req.url = sreq.url;
-	req.headers = sreq.headers;
-	req.body = body;
-	req.body_len = len;
-	req.connect_timeout_ms = HTTP_CONNECT_TIMEOUT_MS;
-	req.timeout_ms = timeout_ms;
-	s3_requests++;
-	resp = http_perform(&req);
-	curl_slist_free_all(sreq.headers);
-	elog(DEBUG2, "wsctl: S3 %s -> %ld", what, resp.status);
+	resp = http_perform(&p.req);
+	curl_slist_free_all(p.req.headers);
+	elog(DEBUG2, "wsctl: S3 %s -> %ld", p.what, resp.status);
 	if (resp_out)
 		*resp_out = resp;
-	return s3_classify(what, &resp);
+	return s3_classify(p.what, &resp);
 }
 
 S3Result
@@ -477,19 +495,11 @@ s3_multipart_create(const char *key, char **upload_id)
 	return r;
 }
 
-S3Result
-s3_multipart_upload_part(const char *key, const char *upload_id, int part_number,
-						 const char *body, size_t len, char **etag)
+/* The ETag header of an answer, or NULL. */
+static char *
+s3_etag(const HttpResponse *resp)
 {
-	HttpResponse resp;
-	S3Result	r = s3_call("PUT", key,
-							psprintf("partNumber=%d&uploadId=%s", part_number, upload_id),
-							body, len, NULL, HTTP_LONG_TIMEOUT_MS, &resp);
-
-	*etag = NULL;
-	if (r.kind != S3_OK)
-		return r;
-	for (char *line = resp.headers->data; line && *line;)
+	for (char *line = resp->headers->data; line && *line;)
 	{
 		char	   *end = strchr(line, '\n');
 
@@ -503,14 +513,65 @@ s3_multipart_upload_part(const char *key, const char *upload_id, int part_number
 			n = end ? end - v : strlen(v);
 			while (n > 0 && (v[n - 1] == '\r' || v[n - 1] == ' '))
 				n--;
-			*etag = pnstrdup(v, n);
-			break;
+			return pnstrdup(v, n);
 		}
 		line = end ? end + 1 : NULL;
 	}
+	return NULL;
+}
+
+struct S3PartUpload
+{
+	S3Prepared	p;
+	HttpAsync  *async;			/* NULL when the request could not be signed */
+	S3Result	sign_error;
+};
+
+S3PartUpload *
+s3_multipart_upload_part_start(const char *key, const char *upload_id, int part_number,
+							   const char *body, size_t len)
+{
+	S3PartUpload *u = palloc0(sizeof(S3PartUpload));
+
+	if (s3_prepare("PUT", key, psprintf("partNumber=%d&uploadId=%s", part_number, upload_id),
+				   body, len, NULL, HTTP_LONG_TIMEOUT_MS, &u->p, &u->sign_error))
+		u->async = http_async_start(&u->p.req);
+	return u;
+}
+
+bool
+s3_multipart_upload_part_pump(S3PartUpload *u)
+{
+	return u->async == NULL || http_async_pump(u->async);
+}
+
+S3Result
+s3_multipart_upload_part_finish(S3PartUpload *u, char **etag)
+{
+	HttpResponse resp;
+	S3Result	r;
+
+	*etag = NULL;
+	if (u->async == NULL)
+		return u->sign_error;
+	resp = http_async_finish(u->async);
+	curl_slist_free_all(u->p.req.headers);
+	elog(DEBUG2, "wsctl: S3 %s -> %ld", u->p.what, resp.status);
+	r = s3_classify(u->p.what, &resp);
+	if (r.kind != S3_OK)
+		return r;
+	*etag = s3_etag(&resp);
 	if (*etag == NULL)
 		return s3_bad_reply("UploadPart (no ETag)");
 	return r;
+}
+
+S3Result
+s3_multipart_upload_part(const char *key, const char *upload_id, int part_number,
+						 const char *body, size_t len, char **etag)
+{
+	return s3_multipart_upload_part_finish(
+		s3_multipart_upload_part_start(key, upload_id, part_number, body, len), etag);
 }
 
 static void

@@ -66,6 +66,18 @@ extern S3Result s3_multipart_create(const char *key, char **upload_id);
 extern S3Result s3_multipart_upload_part(const char *key, const char *upload_id,
 										 int part_number, const char *body,
 										 size_t len, char **etag);
+
+/*
+ * A part uploaded while the caller produces the next one: start, pump when
+ * convenient (never blocks; true once it has ended), finish (waits). The
+ * body must stay valid until finish.
+ */
+typedef struct S3PartUpload S3PartUpload;
+
+extern S3PartUpload *s3_multipart_upload_part_start(const char *key, const char *upload_id,
+													int part_number, const char *body, size_t len);
+extern bool s3_multipart_upload_part_pump(S3PartUpload *upload);
+extern S3Result s3_multipart_upload_part_finish(S3PartUpload *upload, char **etag);
 extern S3Result s3_multipart_complete(const char *key, const char *upload_id,
 									  List *etags);
 extern S3Result s3_multipart_abort(const char *key, const char *upload_id);

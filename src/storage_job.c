@@ -138,21 +138,29 @@ stream_outcome(CurlStream *s, bool docker)
 /* ---------------------------------------------------------------- reading */
 
 /* A download as libarchive's input; optionally hashed and counted. */
+typedef struct PartSink PartSink;
+
 typedef struct StreamSource
 {
 	CurlStream *stream;
 	EVP_MD_CTX *sha;
 	Progress   *progress;
+	PartSink   *pump;			/* its part upload advances with each read */
 	bool		failed;
 	char		buf[COPY_BLOCK_BYTES];
 } StreamSource;
+
+static void sink_pump(PartSink *sink);
 
 static la_ssize_t
 source_read(struct archive *a, void *client, const void **buf)
 {
 	StreamSource *src = (StreamSource *) client;
-	ssize_t		n = curl_stream_read(src->stream, src->buf, sizeof(src->buf));
+	ssize_t		n;
 
+	if (src->pump)
+		sink_pump(src->pump);
+	n = curl_stream_read(src->stream, src->buf, sizeof(src->buf));
 	if (n < 0)
 	{
 		src->failed = true;
@@ -187,44 +195,78 @@ source_drain(StreamSource *src)
 
 /* ---------------------------------------------------------------- uploading */
 
-/* The archive's compressed bytes: hashed, cut into parts, uploaded. */
-typedef struct PartSink
+/*
+ * The archive's compressed bytes: hashed, cut into parts, uploaded. Two
+ * part buffers: while one part uploads, the next one fills, so reading
+ * Docker's stream and compressing go on during the upload instead of
+ * waiting for it. Memory: two parts, whatever the archive's size.
+ */
+struct PartSink
 {
 	const char *key;
 	EVP_MD_CTX *sha;
-	char	   *part;
+	char	   *part;			/* filling */
+	char	   *spare;			/* the part in flight, or free */
 	size_t		part_len;
 	size_t		part_size;
 	char	   *upload_id;		/* NULL until the first full part */
+	S3PartUpload *in_flight;	/* the previous part, still uploading */
+	int			parts;			/* parts started */
 	List	   *etags;
 	int64		bytes;
 	bool		failed;
 	OpOutcome	failure;
-} PartSink;
+};
 
+static void
+sink_pump(PartSink *sink)
+{
+	if (sink->in_flight)
+		(void) s3_multipart_upload_part_pump(sink->in_flight);
+}
+
+/* Waits for the part in flight, if any; false (and why) if it failed. */
 static bool
-sink_flush_part(PartSink *sink)
+sink_wait(PartSink *sink)
 {
 	S3Result	r;
 	char	   *etag;
 
-	if (sink->upload_id == NULL)
-	{
-		r = s3_multipart_create(sink->key, &sink->upload_id);
-		if (r.kind != S3_OK)
-		{
-			sink->failure = s3_outcome(r, "starting the upload");
-			return false;
-		}
-	}
-	r = s3_multipart_upload_part(sink->key, sink->upload_id, list_length(sink->etags) + 1,
-								 sink->part, sink->part_len, &etag);
+	if (sink->in_flight == NULL)
+		return true;
+	r = s3_multipart_upload_part_finish(sink->in_flight, &etag);
+	sink->in_flight = NULL;
 	if (r.kind != S3_OK)
 	{
 		sink->failure = s3_outcome(r, psprintf("uploading part %d", list_length(sink->etags) + 1));
 		return false;
 	}
 	sink->etags = lappend(sink->etags, etag);
+	return true;
+}
+
+/* Sends the filled part, once the one before it has arrived. */
+static bool
+sink_flush_part(PartSink *sink)
+{
+	char	   *sent = sink->part;
+
+	if (sink->upload_id == NULL)
+	{
+		S3Result	r = s3_multipart_create(sink->key, &sink->upload_id);
+
+		if (r.kind != S3_OK)
+		{
+			sink->failure = s3_outcome(r, "starting the upload");
+			return false;
+		}
+	}
+	if (!sink_wait(sink))
+		return false;
+	sink->in_flight = s3_multipart_upload_part_start(sink->key, sink->upload_id, ++sink->parts,
+													 sent, sink->part_len);
+	sink->part = sink->spare;
+	sink->spare = sent;
 	sink->part_len = 0;
 	return true;
 }
@@ -238,6 +280,7 @@ sink_write(struct archive *a, void *client, const void *buf, size_t len)
 
 	if (sink->failed)
 		return -1;
+	sink_pump(sink);
 	EVP_DigestUpdate(sink->sha, buf, len);
 	sink->bytes += len;
 	while (left > 0)
@@ -271,7 +314,7 @@ sink_finish(PartSink *sink)
 			sink->failure = s3_outcome(r, "uploading the archive");
 		return r.kind == S3_OK;
 	}
-	if (sink->part_len > 0 && !sink_flush_part(sink))
+	if ((sink->part_len > 0 && !sink_flush_part(sink)) || !sink_wait(sink))
 		return false;
 	r = s3_multipart_complete(sink->key, sink->upload_id, sink->etags);
 	if (r.kind != S3_OK)
@@ -287,6 +330,7 @@ sink_finish(PartSink *sink)
 static void
 sink_abort(PartSink *sink)
 {
+	(void) sink_wait(sink);
 	if (sink->upload_id != NULL)
 		(void) s3_multipart_abort(sink->key, sink->upload_id);
 	sink->upload_id = NULL;
@@ -399,6 +443,12 @@ setup_writer(struct archive *out, PartSink *sink, char **error)
 	r = wsctl_archive_compression == WSCTL_COMPRESSION_GZIP ?
 		archive_write_add_filter_gzip(out) : archive_write_add_filter_zstd(out);
 	/* ARCHIVE_WARN would mean an external program: not acceptable here */
+	/*
+	 * zstd compresses in a second thread of its own (libzstd's, which never
+	 * calls into PostgreSQL), so reading and compressing overlap.
+	 */
+	if (r == ARCHIVE_OK && wsctl_archive_compression == WSCTL_COMPRESSION_ZSTD)
+		(void) archive_write_set_filter_option(out, "zstd", "threads", "2");
 	if (r != ARCHIVE_OK ||
 		archive_write_set_filter_option(out, filter, "compression-level", "1") != ARCHIVE_OK ||
 		archive_write_open(out, sink, NULL, sink_write, NULL) != ARCHIVE_OK)
@@ -487,7 +537,9 @@ storage_archive(const char *workspace_id, const char *key, int progress_slot)
 	sink->sha = sha256_begin();
 	sink->part_size = (size_t) wsctl_archive_part_size_kb * 1024;
 	sink->part = palloc(sink->part_size);
+	sink->spare = palloc(sink->part_size);
 	src->stream = curl_stream_open_download(&target);
+	src->pump = sink;
 	src->progress = &progress;
 	run.src = src;
 	run.sink = sink;

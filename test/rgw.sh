@@ -242,6 +242,10 @@ rgw thread pool size = 32
 rgw enable usage log = false
 # tests stop radosgw during an upload: do not wait 120 s for it to drain
 rgw exit timeout secs = 2
+# deleted objects' space is reclaimed within seconds, not hours: the
+# store is RAM, and tests and benchmarks delete what they upload
+rgw gc obj min wait = 5
+rgw gc processor period = 5
 EOF
 }
 

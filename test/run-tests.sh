@@ -5,11 +5,12 @@
 #   1. test/install-deps.sh              install missing Debian packages
 #   2. make clean all && make install    build and install the extension
 #   3. a temp dir under /tmp; the fuzz suite (test/fuzz/*.t, needs no services)
-#   4. in the temp dir: a private dockerd (test/docker.sh), redis-server
-#      (test/redis.sh), an S3 server, Ceph's RADOS Gateway on a one-node cluster
-#      (test/rgw.sh: bucket wsctl; WSCTL_S3_* and WSCTL_RGW_DIR are exported for
-#      the tests, wsctl.s3_* set in postgresql.conf) and a throwaway
-#      PostgreSQL 15 cluster preloading wsctl (test/pg.sh), database wsctl_it
+#   4. in the temp dir, test/services.sh: a private dockerd (test/docker.sh),
+#      redis-server (test/redis.sh), an S3 server, Ceph's RADOS Gateway on a
+#      one-node cluster (test/rgw.sh: bucket wsctl; WSCTL_S3_* and WSCTL_RGW_DIR
+#      are exported for the tests, wsctl.s3_* set in postgresql.conf) and a
+#      throwaway PostgreSQL 15 cluster preloading wsctl (test/pg.sh), database
+#      wsctl_it
 #   5. the suites, each one even if an earlier one failed:
 #        fuzz         test/fuzz/*.t                     prove (run in step 3)
 #        regress      pg_regress (sql/, expected/)      make installcheck
@@ -84,16 +85,13 @@ stop_services() {
     cleaned=1
     [[ -n "$TMP" && -d "$TMP" ]] || return 0
     header "stopping services"
-    "$TOP/test/pg.sh" stop "$TMP/pg" || echo "run-tests.sh: pg.sh stop failed" >&2
-    "$TOP/test/redis.sh" stop "$TMP/redis" || echo "run-tests.sh: redis.sh stop failed" >&2
     if [[ "${WSCTL_TEST_KEEP:-0}" == 1 && -d "$TMP/rgw/log" ]]; then
         cp -r "$TMP/rgw/log" "$TMP/rgw-log"
     fi
-    "$TOP/test/rgw.sh" stop "$TMP/rgw" || echo "run-tests.sh: rgw.sh stop failed" >&2
     if [[ "${WSCTL_TEST_KEEP:-0}" == 1 && -r "$TMP/docker/dockerd.log" ]]; then
         cp "$TMP/docker/dockerd.log" "$TMP/dockerd.log"
     fi
-    "$TOP/test/docker.sh" stop "$TMP/docker" || echo "run-tests.sh: docker.sh stop failed" >&2
+    "$TOP/test/services.sh" stop "$TMP" || echo "run-tests.sh: test/services.sh stop failed" >&2
     if [[ "${WSCTL_TEST_KEEP:-0}" == 1 ]]; then
         echo "kept $TMP (postgres log: $TMP/pg/postgres.log, dockerd log: $TMP/dockerd.log, Ceph and RGW logs: $TMP/rgw-log)"
     else
@@ -274,55 +272,14 @@ else
 fi
 
 # ================================================================ 4. services
-header "services"
-if ! "$TOP/test/redis.sh" start "$TMP/redis"; then
-    record services 0 1 "test/redis.sh start failed"
+header "services (test/services.sh)"
+if ! WSCTL_IT_DB=$IT_DB "$TOP/test/services.sh" start "$TMP"; then
+    record services 0 1 "test/services.sh start failed"
     finish
 fi
+# PGHOST PGPORT DOCKER_HOST WSCTL_REDIS_URL WSCTL_S3_* WSCTL_RGW_DIR WSCTL_IT_DB ...
 # shellcheck source=/dev/null
-. "$TMP/redis/env.sh"
-if ! "$TOP/test/rgw.sh" start "$TMP/rgw"; then
-    record services 0 1 "test/rgw.sh start failed"
-    finish
-fi
-# WSCTL_S3_ENDPOINT, _BUCKET, _REGION, _ACCESS_KEY, _SECRET_KEY, WSCTL_RGW_DIR (exported)
-# shellcheck source=/dev/null
-. "$TMP/rgw/env.sh"
-{
-    echo "# written by test/run-tests.sh"
-    echo "wsctl.database = '$IT_DB'"
-    echo "wsctl.docker_host = 'unix://$TMP/docker/docker.sock'"
-    echo "wsctl.redis_url = '$WSCTL_REDIS_URL'"
-    echo "wsctl.s3_endpoint = '$WSCTL_S3_ENDPOINT'"
-    echo "wsctl.s3_bucket = '$WSCTL_S3_BUCKET'"
-    echo "wsctl.s3_region = '$WSCTL_S3_REGION'"
-    echo "wsctl.s3_access_key = '$WSCTL_S3_ACCESS_KEY'"
-    echo "wsctl.s3_secret_key = '$WSCTL_S3_SECRET_KEY'"
-    if [[ -f "$TOP/test/integration/postgresql.conf" ]]; then
-        echo "# --- test/integration/postgresql.conf"
-        cat "$TOP/test/integration/postgresql.conf"
-        echo
-    fi
-} >"$TMP/pg-extra.conf"
-
-if ! "$TOP/test/docker.sh" start "$TMP/docker"; then
-    record services 0 1 "test/docker.sh start failed"
-    finish
-fi
-if ! "$TOP/test/pg.sh" start "$TMP/pg" "$TMP/pg-extra.conf"; then
-    record services 0 1 "test/pg.sh start failed"
-    finish
-fi
-# shellcheck source=/dev/null
-. "$TMP/pg/env.sh"
-# shellcheck source=/dev/null
-. "$TMP/docker/env.sh"
-export WSCTL_IT_DB=$IT_DB WSCTL_DOCKER_DIR=$TMP/docker WSCTL_TEST_TMP=$TMP WSCTL_RGW_DIR
-if ! createdb "$IT_DB"; then
-    record services 0 1 "createdb $IT_DB failed"
-    finish
-fi
-echo "PostgreSQL on $PGHOST port $PGPORT, Docker at $DOCKER_HOST, Redis at $WSCTL_REDIS_URL, S3 at $WSCTL_S3_ENDPOINT (bucket $WSCTL_S3_BUCKET), database $IT_DB"
+. "$TMP/env.sh"
 
 # ================================================================ 5. suites
 header "regress (pg_regress: sql/, expected/)"
