@@ -20,7 +20,7 @@
 # and writes DIR/env.sh, which exports WSCTL_S3_ENDPOINT, WSCTL_S3_BUCKET,
 # WSCTL_S3_REGION, WSCTL_S3_ACCESS_KEY, WSCTL_S3_SECRET_KEY, WSCTL_RGW_DIR, and
 # DIR/s3cfg (s3cmd -c DIR/s3cfg ls s3://wsctl). Logs are in DIR/log. The objects
-# live in the OSD's RAM (capacity WSCTL_RGW_MEMSTORE_BYTES, default 1 GiB).
+# live in the OSD's RAM (capacity WSCTL_RGW_MEMSTORE_BYTES, default 4 GiB; RAM is taken only as it fills).
 # Only processes recorded in DIR/run/*.pid whose command line names DIR/ceph.conf
 # are ever signalled. Runs as root; so do the daemons.
 set -euo pipefail
@@ -34,7 +34,7 @@ RGW_FIRST_PORT=7480
 RGW_LAST_PORT=7579
 MON_FIRST_PORT=3300
 MON_LAST_PORT=3399
-MEMSTORE_BYTES=${WSCTL_RGW_MEMSTORE_BYTES:-1073741824}
+MEMSTORE_BYTES=${WSCTL_RGW_MEMSTORE_BYTES:-4294967296}
 MARKER=.wsctl-rgw       # written into DIR by start; stop deletes only such dirs
 LOCK=/tmp/.wsctl-rgw-ports.lock
 START_DEADLINE=60       # seconds for each daemon to come up

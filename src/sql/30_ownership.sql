@@ -33,7 +33,7 @@ INSERT INTO wsctl.column_owners (column_name, owners, note) VALUES
 	('op_id',               '{reconciler}', 'kept in ERROR for GC protection'),
 	('desired_state',       '{api,ttl_manager}', 'ttl_manager writes with compare-and-set'),
 	('archive_key',         '{reconciler}', NULL),
-	('last_access_at',      '{reconciler,api}', 'STOPPING completion and activity functions'),
+	('last_access_at',      '{reconciler,api}', 'STOPPING, RESTORING and STARTING completion, and activity functions'),
 	('standby_ttl_seconds', '{api}', NULL),
 	('archive_ttl_seconds', '{api}', NULL),
 	('error_message',       '{reconciler,admin}', 'mirrors error_info.message; health_monitor with its error_info'),

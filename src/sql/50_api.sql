@@ -366,6 +366,20 @@ BEGIN
 			USING ERRCODE = 'WS409',
 				  DETAIL = format('Its status is %s.', wsctl.display_status(w.observed_status, w.archive_key));
 	END IF;
+	IF w.operation = 'RESTORING' THEN
+		-- A failed restore may have left a partial volume, which an
+		-- observation would take for a home (STANDBY) and ARCHIVING would
+		-- then upload over the good archive. So the restore runs again
+		-- instead, under the same op_id, as a retry: it starts from an
+		-- empty volume and verifies everything again.
+		UPDATE wsctl.workspaces AS x
+		   SET error_info = NULL, error_message = NULL, error_count = 0,
+			   op_started_at = now()
+		 WHERE x.id = w.id
+		RETURNING x.* INTO w;
+		PERFORM wsctl._wake_reconciler();
+		RETURN wsctl._info(w);
+	END IF;
 	-- op_id stays: an archive made under it remains protected and reusable.
 	UPDATE wsctl.workspaces AS x
 	   SET error_info = NULL, error_message = NULL, error_count = 0,
@@ -379,7 +393,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION wsctl.recover_workspace(uuid) IS
-	'Administrator recovery from ERROR: clears the error and the failed operation; the HealthMonitor then re-observes. WS404, WS409 not in ERROR';
+	'Administrator recovery from ERROR: clears the error and the failed operation; the HealthMonitor then re-observes. A failed RESTORING is run again instead (same op_id, from an empty volume). WS404, WS409 not in ERROR';
 
 CREATE FUNCTION wsctl.update_workspace(workspace_id uuid, name text DEFAULT NULL,
 									   description text DEFAULT NULL, memo text DEFAULT NULL,

@@ -179,13 +179,15 @@ AS $$
 	UPDATE wsctl.workspaces AS x
 	   SET operation = 'NONE', op_id = NULL, op_started_at = NULL,
 		   error_count = 0, error_info = NULL, error_message = NULL,
-		   -- STOPPING starts the archive TTL, STARTING the standby TTL's grace.
-		   last_access_at = CASE WHEN w.operation IN ('STOPPING', 'STARTING') THEN now()
+		   -- STOPPING and RESTORING start the archive TTL (a restore is a
+		   -- use: its STANDBY must not be archived again at once), STARTING
+		   -- the standby TTL's grace.
+		   last_access_at = CASE WHEN w.operation IN ('STOPPING', 'RESTORING', 'STARTING') THEN now()
 								 ELSE x.last_access_at END
 	 WHERE x.id = w.id;
 $$;
 COMMENT ON FUNCTION wsctl._complete_operation(wsctl.workspaces) IS
-	'Marks the operation complete: operation NONE, op_id cleared, errors reset, attempts removed (last_access_at on STOPPING and STARTING)';
+	'Marks the operation complete: operation NONE, op_id cleared, errors reset, attempts removed (last_access_at on STOPPING, RESTORING and STARTING)';
 
 -- Claims an operation with compare-and-set on the operation the row had
 -- when it was read (NONE, or the failed operation an ERROR keeps when the

@@ -28,6 +28,7 @@ cleaned=
 finish() {
 	reset_config wsctl.archive_compression wsctl.s3_secret_key
 	[ -n "$cleaned" ] || cleanup_owner $owner >/dev/null
+	s3_forget_owner $owner
 	q "DROP TRIGGER IF EXISTS zz_it22_ops ON wsctl.workspaces;
 	   DROP FUNCTION IF EXISTS public.it22_record();
 	   DROP TABLE IF EXISTS public.it22_ops;

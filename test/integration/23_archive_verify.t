@@ -24,6 +24,7 @@ finish() {
 	if [ -z "$cleaned" ]; then
 		for o in "${owners[@]}"; do cleanup_owner "$o" >/dev/null; done
 	fi
+	for o in "${owners[@]}"; do s3_forget_owner "$o"; done
 	rm -rf "$tmp"
 }
 trap finish EXIT

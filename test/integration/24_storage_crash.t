@@ -9,8 +9,9 @@
 #     that archive: RESTORING starts over and the workspace runs with the same
 #     data; no helper container is left and the archive stays in the bucket.
 #     (This restore is also the data check of 1: the RGW test cluster keeps
-#     its objects in 1 GiB of RAM and frees deleted data only after hours, so
-#     the file uploads one 150 MB home, not two.)
+#     its objects in RAM, so the file uploads one 150 MB home, not two.)
+#  2b. RESTORING stopped by its timeout (a partial volume may be left), then
+#     recover_workspace: the restore runs again and the home is whole.
 #  3. radosgw stopped in the middle of an upload: the volume is never removed
 #     without a committed archive of this operation, whether radosgw is back
 #     within the retries (a: archived) or not (b: ERROR RetryExceeded with the
@@ -27,7 +28,7 @@ rgw_down=0
 
 finish() {
 	if [ "$rgw_down" = 1 ]; then rgw_start; rgw_down=0; fi
-	reset_config wsctl.max_retries wsctl.retry_delay
+	reset_config wsctl.max_retries wsctl.retry_delay wsctl.timeout_restoring
 }
 trap finish EXIT
 
@@ -189,6 +190,45 @@ check "  no helper container is left" no_job_container "$id"
 is "  archive_key is unchanged" "$(ws "$id" archive_key)" "$key1"
 check "  the archive is still in the bucket" s3_exists "$key1"
 check "  and its meta" s3_exists "$key1.meta"
+
+# ---------------------------------------------------------------- 2b. restore timed out, then recovered
+# A RESTORING stopped by its timeout can leave a partial volume behind;
+# recover_workspace must not let an observation take it for the home: the
+# restore runs again from an empty volume, and the home is whole.
+# $small_files more files make the restore last seconds, far past the timeout.
+check "2b. the home gets $small_files more files" fill_many "$id" $small_files
+sum=$(home_sum "$id")
+check "  checksum of the home taken" test -n "$sum"
+q "SELECT wsctl.set_desired_state('$id', 'PENDING')" >/dev/null
+check "  archived again" wait_for 120 "$(archived_sql "$id")"
+key2=$(ws "$id" archive_key)
+set_config wsctl.timeout_restoring 100ms
+check "  timeout_restoring 100ms" test $? = 0
+m=$(q "SELECT coalesce(max(seq), 0) FROM public.it_history")
+q "SELECT wsctl.set_desired_state('$id', 'RUNNING')" >/dev/null
+check "  RESTORING ends in ERROR Timeout" \
+	wait_for 60 "SELECT error_info ->> 'reason' = 'Timeout' AND operation = 'RESTORING' FROM wsctl.workspaces WHERE id = '$id'"
+check "  the timed-out worker is gone" wait_for 30 "SELECT count(*) = 0 FROM wsctl.workers WHERE workspace_id = '$id' AND pid IS NOT NULL"
+diag "  volume after the timeout: $(volume_exists "$id" && echo 'left behind (partial)' || echo removed)"
+reset_config wsctl.timeout_restoring
+check "  timeout_restoring back to the test value" test $? = 0
+is "  recover_workspace" "$(sqlstate "SELECT wsctl.recover_workspace('$id')")" OK
+is "  the restore is in flight again, same op_id, no error" \
+	"$(ws "$id" "operation || ' ' || (op_id IS NOT NULL) || ' ' || coalesce(error_info::text, 'none')")" "RESTORING true none"
+check "  the workspace converges to RUNNING" wait_state "$id" RUNNING 120
+# (An observation of the volume during a restore is normal: only the
+# worker's success completes it. What must not happen is the operation
+# leaving RESTORING, the partial volume then taken for the home.)
+# Each change of operation, with the status observed then: RESTORING must
+# end in a completion (STANDBY), not in a recovery that clears it (ERROR).
+is "  operations since the request: RESTORING until a restore succeeded, then STARTING" \
+	"$(q "SELECT string_agg(operation || ':' || observed, ' ' ORDER BY seq) FROM (
+	        SELECT seq, operation, observed, lag(operation) OVER (ORDER BY seq) AS prev
+	          FROM public.it_history WHERE id = '$id' AND seq > $m) AS h
+	       WHERE prev IS DISTINCT FROM operation")" "RESTORING:PENDING NONE:STANDBY STARTING:STANDBY NONE:RUNNING"
+is "  its home is whole: the same data as before archiving" "$(home_sum "$id")" "$sum"
+is "  archive_key unchanged" "$(ws "$id" archive_key)" "$key2"
+check "  no helper container is left" no_job_container "$id"
 cleanup_owner $o1
 s3_forget "$id"
 

@@ -299,6 +299,16 @@ s3_list() {
 	rm -f "$tmp"
 }
 
+# s3_forget_owner OWNER: deletes what is under archives/ID/ for each of
+# OWNER's workspaces (a test's archives: the Archive GC would collect them
+# only after gc_orphan_delay, and the test S3 store is RAM).
+s3_forget_owner() {
+	local id k
+	for id in $(q "SELECT id FROM wsctl.workspaces WHERE owner_user_id = '$1'"); do
+		for k in $(s3_list "archives/$id/" 2>/dev/null); do s3_delete "$k" >/dev/null; done
+	done
+}
+
 # rgw_stop / rgw_start: stop radosgw (mon, osd and the objects stay) and start it
 # again; rgw_start returns once a signed request works. Output as TAP comments.
 _rgw() {

@@ -6,7 +6,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION wsctl;
 
-SELECT plan(29);
+SELECT plan(35);
 
 CREATE TEMP TABLE t (k text PRIMARY KEY, id uuid);
 INSERT INTO t SELECT k, (wsctl.create_workspace(gen_random_uuid(), 'st-' || k, 'busybox', 'STANDBY')).id
@@ -66,6 +66,8 @@ SELECT pg_temp.set_op('c', 'ARCHIVING', '10000000-0000-0000-0000-0000000000c0');
 SELECT set_config('wsctl.component', 'reconciler', true);
 UPDATE wsctl.workspaces SET error_info = '{"reason": "RetryExceeded", "is_terminal": true}', error_count = 4
  WHERE id = pg_temp.id('c');
+SELECT set_config('wsctl.component', 'health_monitor', true);
+UPDATE wsctl.workspaces SET observed_status = 'ERROR' WHERE id = pg_temp.id('c');
 SELECT set_config('wsctl.component', '', true);
 SELECT ok(wsctl._archive_protected(wsctl.archive_prefix_for(pg_temp.id('c'), '10000000-0000-0000-0000-0000000000c0') || 'home.tar.zst'),
 		  'an ERROR workspace''s op_id prefix stays protected');
@@ -102,6 +104,41 @@ SELECT is((SELECT count(*)::int FROM wsctl.archive_orphans WHERE key = pg_temp.k
 SELECT is((SELECT count(*)::int FROM wsctl._gc_plan(ARRAY['archives/00000000-0000-0000-0000-000000000000/x/home.tar.zst'], '2 hours')), 1,
 		  'the remaining orphan is still due');
 SELECT is((SELECT count(*)::int FROM wsctl._gc_plan('{}', '2 hours')), 0, 'a key gone from the listing is forgotten');
+
+-- recover_workspace after a failed RESTORING retries the restore (a partial
+-- volume must never be observed as the home); _complete_operation of a
+-- RESTORING is a use (last_access_at), so its STANDBY is not archived at once.
+SELECT pg_temp.set_op('c', 'RESTORING', '10000000-0000-0000-0000-00000000000c');
+SELECT set_config('wsctl.component', 'reconciler', true);
+UPDATE wsctl.workspaces SET op_started_at = now() - interval '1 hour',
+	   last_access_at = now() - interval '10 days', error_count = 1, error_message = 'took too long',
+	   error_info = '{"reason": "Timeout", "message": "took too long", "is_terminal": true, "operation": "RESTORING"}'
+ WHERE id = pg_temp.id('c');
+SELECT set_config('wsctl.component', 'health_monitor', true);
+UPDATE wsctl.workspaces SET observed_status = 'ERROR' WHERE id = pg_temp.id('c');
+SELECT set_config('wsctl.component', '', true);
+SELECT lives_ok($$SELECT wsctl.recover_workspace(pg_temp.id('c'))$$, 'recover_workspace of a failed RESTORING');
+SELECT is((SELECT operation::text || ' ' || op_id::text FROM wsctl.workspaces WHERE id = pg_temp.id('c')),
+		  'RESTORING 10000000-0000-0000-0000-00000000000c', '  keeps the operation RESTORING and its op_id');
+SELECT is((SELECT (error_info IS NULL AND error_message IS NULL AND error_count = 0)
+			 FROM wsctl.workspaces WHERE id = pg_temp.id('c')), true, '  clears the error');
+SELECT ok((SELECT op_started_at > now() - interval '1 minute' FROM wsctl.workspaces WHERE id = pg_temp.id('c')),
+		  '  and restarts the operation''s clock (a new timeout)');
+SELECT set_config('wsctl.component', 'reconciler', true);
+SELECT wsctl._complete_operation(w) FROM wsctl.workspaces AS w WHERE w.id = pg_temp.id('c');
+SELECT set_config('wsctl.component', '', true);
+SELECT ok((SELECT operation = 'NONE' AND last_access_at > now() - interval '1 minute'
+			 FROM wsctl.workspaces WHERE id = pg_temp.id('c')),
+		  'the completion of RESTORING sets last_access_at');
+SELECT pg_temp.set_op('b', 'STARTING', '10000000-0000-0000-0000-0000000000bb');
+SELECT set_config('wsctl.component', 'reconciler', true);
+UPDATE wsctl.workspaces
+   SET error_info = '{"reason": "RetryExceeded", "message": "no", "is_terminal": true, "operation": "STARTING"}'
+ WHERE id = pg_temp.id('b');
+SELECT set_config('wsctl.component', '', true);
+SELECT wsctl.recover_workspace(pg_temp.id('b'));
+SELECT is((SELECT operation::text FROM wsctl.workspaces WHERE id = pg_temp.id('b')), 'NONE',
+		  'recover_workspace of any other failed operation clears it (the HealthMonitor observes)');
 
 -- Privileges: the API role may read progress but not touch the GC or the commit.
 SELECT ok(has_table_privilege('wsctl_api', 'wsctl.operation_progress', 'SELECT'), 'wsctl_api may read wsctl.operation_progress');
