@@ -160,7 +160,22 @@ typedef struct Entry
 	const char *workspace_id;
 	const char *owner_user_id;
 	const char *data;
+	char	   *text;			/* its SSE lines, formatted once for every client */
+	int			text_len;
 } Entry;
+
+/* Formats the entry's SSE lines, once. */
+static void
+entry_text(Entry *e)
+{
+	if (e->text == NULL)
+	{
+		e->text_len = asprintf(&e->text, "id: %lld\nevent: %s\ndata: %s\n\n", e->id,
+							   e->event ? e->event : "state_changed", e->data);
+		if (e->text_len < 0)
+			die("out of memory");
+	}
+}
 
 static int
 entry_from_reply(redisReply *r, Entry *e)
@@ -209,7 +224,7 @@ may_see(const Client *c, const Entry *e)
  * reply, not one per event: every chunk costs buffer chains of its own.
  */
 static int
-deliver(Client *c, const Entry *e, struct evbuffer *out)
+deliver(Client *c, Entry *e, struct evbuffer *out)
 {
 	if (e->id <= c->last_sent)
 		return 0;
@@ -222,8 +237,10 @@ deliver(Client *c, const Entry *e, struct evbuffer *out)
 	}
 	c->last_sent = e->id;
 	if (may_see(c, e))
-		evbuffer_add_printf(out, "id: %lld\nevent: %s\ndata: %s\n\n", e->id,
-							e->event ? e->event : "state_changed", e->data);
+	{
+		entry_text(e);
+		evbuffer_add(out, e->text, e->text_len);
+	}
 	return 0;
 }
 
@@ -313,6 +330,8 @@ on_live(redisAsyncContext *ac, void *reply_ptr, void *privdata)
 				;
 			flush(c, out);
 		}
+		for (size_t i = 0; i < n; i++)
+			free(parsed[i].text);
 		free(parsed);
 	}
 	read_live();
@@ -377,8 +396,13 @@ on_catch_up(redisAsyncContext *ac, void *reply_ptr, void *privdata)
 	for (size_t i = 0; i < r->elements; i++)
 	{
 		Entry		e;
+		int			full;
 
-		if (entry_from_reply(r->element[i], &e) == 0 && deliver(c, &e, out) != 0)
+		if (entry_from_reply(r->element[i], &e) != 0)
+			continue;
+		full = deliver(c, &e, out);
+		free(e.text);
+		if (full)
 		{
 			flush(c, out);
 			return;				/* too much waiting: the pump resumes it */
