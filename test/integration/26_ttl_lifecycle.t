@@ -5,7 +5,10 @@
 #   RUNNING -(standby TTL)-> STANDBY -(archive TTL)-> ARCHIVED
 # with a ttl_warning before each step, every transition arriving on the
 # client's event stream in order; then a start restores it (RUNNING again)
-# and the client sees that too. Real PostgreSQL, Docker, Redis and Ceph RGW.
+# and the client sees that too; then it is deleted. Every event of the
+# workspace reaches the live client once, in order, with the outbox's ids,
+# and a client that connects afterwards with Last-Event-ID 0 gets the same.
+# Real PostgreSQL, Docker, Redis and Ceph RGW.
 . "$(dirname "$0")/lib.sh"
 owner=00000000-0000-0000-0026-000000000001
 relay_setup "$WSCTL_TEST_TMP/ttl-sse"
@@ -13,6 +16,7 @@ client=''
 
 finish() {
 	[ -n "$client" ] && kill "$client" 2>/dev/null
+	[ -n "${replay:-}" ] && kill "$replay" 2>/dev/null
 	stop_relay
 	reset_config wsctl.ttl_interval wsctl.ttl_warning wsctl.sse_secret
 }
@@ -74,6 +78,26 @@ check "  the client saw RESTORING then RUNNING" \
 	wait_cmd 20 bash -c "grep -q '\"operation\": *\"RESTORING\"' '$dir/stream' && grep -q '\"display\": *\"RUNNING\"' '$dir/stream'"
 path=$(seen)
 check "  in that order" in_order ARCHIVED/NONE ARCHIVED/RESTORING RUNNING/NONE
+
+# Deleted: the last transition, then the whole history compared with the outbox.
+q "SELECT wsctl.delete_workspace('$id')" >/dev/null
+check "deleted: observed DELETED" \
+	wait_for 60 "SELECT observed_status = 'DELETED' AND operation = 'NONE' FROM wsctl.workspaces WHERE id = '$id'"
+check "  every event of the workspace is shipped" \
+	wait_for 20 "SELECT bool_and(id IS NOT NULL) AND max(id) <= (SELECT last_shipped FROM wsctl.event_cursor) FROM wsctl.events WHERE workspace_id = '$id'"
+want=$(q "SELECT string_agg(id::text, ' ' ORDER BY id) FROM wsctl.events WHERE workspace_id = '$id'")
+diag "outbox ids: $want"
+# ids_for FILE: the SSE ids of this workspace's events in a stream, in arrival order.
+ids_for() { awk -v ws="$id" '/^id: / { i = $2 } /^data: / && index($0, ws) { print i }' "$1" | paste -sd' '; }
+check "the live client received the deletion" \
+	wait_cmd 20 bash -c "grep -q '\"display\": *\"DELETED\"' '$dir/stream'"
+is "  it got every event of the workspace once, in order, with the outbox's ids" "$(ids_for "$dir/stream")" "$want"
+curl -sN -H 'Last-Event-ID: 0' "$base/api/v1/workspaces/$id/events?access_token=$tok" >"$dir/replay" 2>/dev/null &
+replay=$!
+check "a client connecting afterwards with Last-Event-ID 0 gets the history up to the deletion" \
+	wait_cmd 20 bash -c "grep -qx 'id: ${want##* }' '$dir/replay'"
+is "  every event once, in order, with the outbox's ids" "$(ids_for "$dir/replay")" "$want"
+is "  and no reset (the stream reaches back far enough)" "$(grep -c '^event: reset' "$dir/replay")" 0
 
 cleanup_owner $owner >/dev/null
 done_testing
