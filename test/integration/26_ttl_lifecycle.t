@@ -97,7 +97,10 @@ replay=$!
 check "a client connecting afterwards with Last-Event-ID 0 gets the history up to the deletion" \
 	wait_cmd 20 bash -c "grep -qx 'id: ${want##* }' '$dir/replay'"
 is "  every event once, in order, with the outbox's ids" "$(ids_for "$dir/replay")" "$want"
-is "  and no reset (the stream reaches back far enough)" "$(grep -c '^event: reset' "$dir/replay")" 0
+# (Older events of other tests may be out of the stream's reach: then a
+# reset comes first, saying so, and nothing of this workspace is lost.)
+is "  a reset, if any, comes before them" \
+	"$(awk '/^event: reset/ { if (other) bad = 1 } /^event: / && !/^event: reset/ { other = 1 } END { print bad ? "after" : "before" }' "$dir/replay")" before
 
 cleanup_owner $owner >/dev/null
 done_testing
