@@ -34,12 +34,15 @@ const p = new URLSearchParams(location.search);
 const es = new EventSource(p.get("relay") + "/api/v1/workspaces/" + p.get("ws") +
                            "/events?access_token=" + encodeURIComponent(p.get("token")));
 es.onopen = () => fetch("/opened");
+// n: the order in which the EventSource delivered the events (the reports
+// below are separate requests, which may reach the server in another order)
+let n = 0;
 es.addEventListener("state_changed", (e) => {
   const d = JSON.parse(e.data);
   const li = document.createElement("li");
   li.textContent = e.lastEventId + " " + d.status + " " + d.operation;
   document.getElementById("events").append(li);
-  fetch("/seen?id=" + e.lastEventId + "&status=" + d.status);
+  fetch("/seen?n=" + (++n) + "&id=" + e.lastEventId + "&status=" + d.status);
 });
 </script>
 HTML
@@ -62,10 +65,15 @@ q "SELECT wsctl.set_desired_state('$id', 'RUNNING')" >/dev/null
 check "RUNNING" wait_state "$id" RUNNING 30
 check "  shipped" wait_for 20 "SELECT bool_and(id IS NOT NULL) AND max(id) <= (SELECT last_shipped FROM wsctl.event_cursor) FROM wsctl.events WHERE workspace_id = '$id'"
 want=$(q "SELECT string_agg(id::text, ' ' ORDER BY id) FROM wsctl.events WHERE workspace_id = '$id' AND id > $mark")
-seen() { sed -n 's|.*GET /seen?id=\([0-9]*\)&.*|\1|p' "$dir/page.log" | paste -sd' '; }
-check "the browser saw every event live, in order" wait_cmd 20 bash -c "[ \"\$(sed -n 's|.*GET /seen?id=\\([0-9]*\\)&.*|\\1|p' '$dir/page.log' | paste -sd' ')\" = '$want' ]"
+# seen: the ids the page reported, in the order the EventSource delivered them.
+seen() {
+	sed -n 's|.*GET /seen?n=\([0-9]*\)&id=\([0-9]*\)&.*|\1 \2|p' "$dir/page.log" | sort -n | cut -d' ' -f2 | paste -sd' '
+}
+export -f seen
+export dir
+check "the browser saw every event live, in order" wait_cmd 20 bash -c "[ \"\$(seen)\" = '$want' ]"
 is "  ids $(seen)" "$(seen)" "$want"
-check "  the last one says RUNNING" bash -c "grep 'GET /seen?id=${want##* }&' '$dir/page.log' | grep -q 'status=RUNNING'"
+check "  the last one says RUNNING" bash -c "grep 'GET /seen?n=[0-9]*&id=${want##* }&' '$dir/page.log' | grep -q 'status=RUNNING'"
 
 finish
 cleanup_owner $owner
