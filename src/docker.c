@@ -17,6 +17,7 @@
 #include "postgres.h"
 
 #include "docker.h"
+#include "metrics.h"
 #include "http.h"
 #include "lib/stringinfo.h"
 #include "utils/fmgrprotos.h"
@@ -361,6 +362,11 @@ docker_call(const char *method, const char *path, const char *query,
 	reply.body = resp.body;
 	reply.result = docker_classify(method, path, ep.socket_path, &resp,
 								   &reply.docker_message);
+	/* a 404 answers a lookup or a delete; on a create or a start it is a refusal */
+	wsctl_metrics_call(WSCTL_SERVICE_DOCKER,
+					   reply.result.kind != DOCKER_OK &&
+					   !(reply.result.kind == DOCKER_NOT_FOUND &&
+						 (strcmp(method, "GET") == 0 || strcmp(method, "DELETE") == 0)));
 	elog(DEBUG2, "wsctl: Docker %s %s -> %ld", method, path, resp.status);
 	return reply;
 }

@@ -27,6 +27,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "metrics.h"
 #include "redis.h"
 #include "shmem.h"
 #include "worker_common.h"
@@ -191,6 +192,7 @@ ship_batch(List *events, int64 *last_id, char **error)
 			return false;
 		}
 		*last_id = e->id;
+		wsctl_metrics_events_shipped(1);
 	}
 	return true;
 }

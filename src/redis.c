@@ -15,6 +15,7 @@
 
 #include "utils/memutils.h"
 
+#include "metrics.h"
 #include "redis.h"
 
 #define REDIS_CONNECT_TIMEOUT_MS 2000
@@ -134,7 +135,7 @@ wsctl_redis_disconnect(void)
  * (who frees it) or freed here when reply is NULL.
  */
 static RedisResult
-send_command(int argc, const char **argv, const char *where, redisReply **reply)
+send_command_uncounted(int argc, const char **argv, const char *where, redisReply **reply)
 {
 	redisReply *r = redisCommandArgv(conn, argc, argv, NULL);
 	RedisResult result;
@@ -163,6 +164,16 @@ send_command(int argc, const char **argv, const char *where, redisReply **reply)
 	return redis_result(REDIS_OK_STATUS, NULL);
 }
 
+/* Every command goes through here, counted for wsctl.metrics. */
+static RedisResult
+send_command(int argc, const char **argv, const char *where, redisReply **reply)
+{
+	RedisResult r = send_command_uncounted(argc, argv, where, reply);
+
+	wsctl_metrics_call(WSCTL_SERVICE_REDIS, r.status != REDIS_OK_STATUS);
+	return r;
+}
+
 /* Opens the connection if there is none (or the URL changed with a reload). */
 static RedisResult
 ensure_connected(char **where)
@@ -185,6 +196,7 @@ ensure_connected(char **where)
 	conn = redisConnectWithTimeout(ep.host, ep.port, ms_to_timeval(REDIS_CONNECT_TIMEOUT_MS));
 	if (conn == NULL || conn->err)
 	{
+		wsctl_metrics_call(WSCTL_SERVICE_REDIS, true);	/* the connection is the call that failed */
 		r = redis_result(REDIS_UNREACHABLE,
 						 psprintf("Redis at %s: cannot connect: %s", *where,
 								  conn ? conn->errstr : "out of memory"));

@@ -25,6 +25,7 @@
 #include <libxml/tree.h>
 
 #include "http.h"
+#include "metrics.h"
 #include "s3.h"
 #include "s3_sigv4.h"
 
@@ -240,7 +241,7 @@ s3_sign(const char *method, const char *key, const char *query,
 
 /* The classification shared by every call; what names the request. */
 static S3Result
-s3_classify(const char *what, const HttpResponse *resp)
+s3_classify_response(const char *what, const HttpResponse *resp)
 {
 	long		status = resp->status;
 	xmlDocPtr	doc;
@@ -279,6 +280,21 @@ s3_classify(const char *what, const HttpResponse *resp)
 							   code ? " " : "", code ? s3_short_text(code) : "",
 							   message && message[0] ? ": " : "",
 							   message && message[0] ? s3_short_text(message) : ""));
+}
+
+/* Every answer is classified here once, and counted for wsctl.metrics. */
+static S3Result
+s3_classify(const char *what, const HttpResponse *resp)
+{
+	S3Result	r = s3_classify_response(what, resp);
+
+	bool		lookup = strncmp(what, "GET ", 4) == 0 || strncmp(what, "HEAD ", 5) == 0 ||
+		strncmp(what, "DELETE ", 7) == 0;
+
+	/* a 404 answers a lookup or a delete; on an upload it is a refusal */
+	wsctl_metrics_call(WSCTL_SERVICE_S3,
+					   r.kind != S3_OK && !(r.kind == S3_NOT_FOUND && lookup));
+	return r;
 }
 
 /* A signed request, ready for http_perform() or http_async_start(). */

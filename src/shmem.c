@@ -21,6 +21,7 @@
 #include "storage/shmem.h"
 #include "utils/timestamp.h"
 
+#include "metrics.h"
 #include "shmem.h"
 
 typedef struct WsctlShared
@@ -58,6 +59,7 @@ wsctl_shmem_request_hook(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(WsctlShared)));
+	RequestAddinShmemSpace(wsctl_metrics_shmem_size());
 	RequestNamedLWLockTranche("wsctl", 1);
 }
 
@@ -83,6 +85,7 @@ wsctl_shmem_attach(void)
 		memset(shared, 0, sizeof(WsctlShared));
 		shared->lock = &(GetNamedLWLockTranche("wsctl"))->lock;
 	}
+	wsctl_metrics_shmem_attach();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -149,6 +152,7 @@ wsctl_status_tick(WsctlComponent c, double tick_ms, uint64 docker_calls)
 	s->last_tick = GetCurrentTimestamp();
 	s->ticks++;
 	s->last_tick_ms = tick_ms;
+	s->tick_ms_sum += tick_ms;
 	s->docker_calls_last_tick = docker_calls;
 	LWLockRelease(shared->lock);
 }

@@ -23,6 +23,7 @@ typedef struct WsctlComponentStatus
 	uint64		ticks;
 	uint64		docker_calls_last_tick;
 	double		last_tick_ms;
+	double		tick_ms_sum;	/* all ticks, for wsctl.metrics */
 	char		last_error[256];
 	TimestampTz last_error_at;
 } WsctlComponentStatus;

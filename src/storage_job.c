@@ -30,6 +30,7 @@
 
 #include "curl_stream.h"
 #include "docker.h"
+#include "metrics.h"
 #include "s3.h"
 #include "shmem.h"
 #include "storage_job.h"
@@ -133,6 +134,14 @@ stream_outcome(CurlStream *s, bool docker)
 		return op_failed("ActionFailed", "S3_ACCESS_DENIED", pstrdup(curl_stream_error(s)));
 	return op_failed("ActionFailed", docker ? NULL : "S3_ACCESS_ERROR",
 					 pstrdup(curl_stream_error(s)));
+}
+
+/* A finished transfer, counted for wsctl.metrics as one call. */
+static void
+stream_close(CurlStream *s, WsctlService service)
+{
+	wsctl_metrics_call(service, curl_stream_failed(s));
+	curl_stream_close(s);
 }
 
 /* ---------------------------------------------------------------- reading */
@@ -570,17 +579,20 @@ storage_archive(const char *workspace_id, const char *key, int progress_slot)
 		else
 			o = op_failed("ActionFailed", "ARCHIVE_FAILED",
 						  error ? error : pstrdup(archive_error_string(run.in)));
+		wsctl_metrics_archive_bytes(WSCTL_ARCHIVE_UPLOADED, sink->bytes);
 		sink_abort(sink);
 		archive_read_free(run.in);
 		archive_write_free(run.out);
-		curl_stream_close(src->stream);
+		stream_close(src->stream, WSCTL_SERVICE_DOCKER);
 		return o;
 	}
 	archive_read_free(run.in);
 	archive_write_free(run.out);
-	curl_stream_close(src->stream);
+	stream_close(src->stream, WSCTL_SERVICE_DOCKER);
 
-	if (!sink_finish(sink))
+	ok = sink_finish(sink);
+	wsctl_metrics_archive_bytes(WSCTL_ARCHIVE_UPLOADED, sink->bytes);
+	if (!ok)
 	{
 		sink_abort(sink);
 		return sink->failure;
@@ -735,6 +747,7 @@ storage_restore(const char *workspace_id, const char *key, int64 object_size,
 	complete = !src->failed && source_drain(src);
 	hex = sha256_end(src->sha);
 	progress_add(&progress, 0, true);
+	wsctl_metrics_archive_bytes(WSCTL_ARCHIVE_DOWNLOADED, progress.done);
 	if (ok && archive_write_close(run.out) != ARCHIVE_OK)
 	{
 		ok = false;
@@ -751,21 +764,21 @@ storage_restore(const char *workspace_id, const char *key, int64 object_size,
 	{
 		OpOutcome	o = stream_outcome(src->stream, false);
 
-		curl_stream_close(src->stream);
-		curl_stream_close(docker);
+		stream_close(src->stream, WSCTL_SERVICE_S3);
+		stream_close(docker, WSCTL_SERVICE_DOCKER);
 		return o;
 	}
-	curl_stream_close(src->stream);
+	stream_close(src->stream, WSCTL_SERVICE_S3);
 	if (strcmp(hex, expected_sha256) != 0)
 	{
-		curl_stream_close(docker);
+		stream_close(docker, WSCTL_SERVICE_DOCKER);
 		return op_failed("DataLost", "CHECKSUM_MISMATCH",
 						 psprintf("archive %s has SHA-256 %s, its meta says %s", key, hex,
 								  expected_sha256));
 	}
 	if (run.unsafe != NULL)
 	{
-		curl_stream_close(docker);
+		stream_close(docker, WSCTL_SERVICE_DOCKER);
 		return op_failed("DataLost", "UNSAFE_ENTRY",
 						 psprintf("archive %s refused: %s", key, run.unsafe));
 	}
@@ -775,10 +788,10 @@ storage_restore(const char *workspace_id, const char *key, int64 object_size,
 			op_failed("ActionFailed", "TAR_EXTRACT_FAILED",
 					  error ? error : pstrdup("extraction failed"));
 
-		curl_stream_close(docker);
+		stream_close(docker, WSCTL_SERVICE_DOCKER);
 		return o;
 	}
-	curl_stream_close(docker);
+	stream_close(docker, WSCTL_SERVICE_DOCKER);
 	ereport(LOG,
 			(errmsg("wsctl operation: workspace %s: RESTORING extracted %s: %lld entries, %lld bytes, sha256 verified",
 					workspace_id, key, (long long) run.entries, (long long) progress.done)));

@@ -23,6 +23,13 @@ static const char *const component_names[WSCTL_NUM_COMPONENTS] = {
 	"health_monitor", "reconciler", "event_listener", "ttl_manager", "archive_gc"
 };
 
+/* The component's name in wsctl.workers and wsctl.metrics. */
+const char *
+wsctl_component_name(int component)
+{
+	return component_names[component];
+}
+
 static void
 register_component(const char *name, const char *function)
 {

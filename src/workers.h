@@ -7,6 +7,7 @@
 #include "postgres.h"
 
 extern void wsctl_register_workers(void);
+extern const char *wsctl_component_name(int component);
 
 extern PGDLLEXPORT void wsctl_health_monitor_main(Datum arg);
 extern PGDLLEXPORT void wsctl_reconciler_main(Datum arg);

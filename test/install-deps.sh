@@ -39,6 +39,7 @@ PACKAGES=(
     jq
     perl
     bc                                       # arithmetic in make demo and test/bench
+    prometheus-postgres-exporter             # scrapes wsctl.metrics in 28_metrics.t
 )
 
 missing=()

@@ -43,3 +43,18 @@ LANGUAGE c IMMUTABLE STRICT
 AS 'MODULE_PATHNAME', 'wsctl_sigv4_authorization';
 COMMENT ON FUNCTION wsctl._sigv4_authorization(text, text, text, text[], text, text, text, text, text, text) IS
 	'AWS Signature V4 of one request (the S3 client''s signer): {Authorization, canonical request, string to sign}; for the known-answer tests, granted to nobody';
+
+CREATE FUNCTION wsctl._count_operation(operation text, outcome text, reason text DEFAULT NULL)
+RETURNS void
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'wsctl_count_operation';
+COMMENT ON FUNCTION wsctl._count_operation(text, text, text) IS
+	'Counts an operation started, completed or failed, or an error by reason, for wsctl.metrics (added when the transaction commits); called by the state machine only';
+
+CREATE FUNCTION wsctl._metrics_counters(
+	OUT metric text, OUT type text, OUT labels jsonb, OUT value float8)
+RETURNS SETOF record
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'wsctl_metrics_counters';
+COMMENT ON FUNCTION wsctl._metrics_counters() IS
+	'The counters and worker figures of wsctl.metrics, from shared memory';

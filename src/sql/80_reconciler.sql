@@ -54,6 +54,10 @@ BEGIN
 												 'last_reason', reason, 'last_error', message);
 	END IF;
 	terminal := final IN ('Timeout', 'DataLost', 'RetryExceeded');
+	PERFORM wsctl._count_operation(w.operation::text, 'error', final);
+	IF terminal THEN
+		PERFORM wsctl._count_operation(w.operation::text, 'failed');
+	END IF;
 	IF code IS NOT NULL THEN
 		context := jsonb_build_object('code', code) || context;
 	END IF;
@@ -175,6 +179,7 @@ RETURNS void
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$
+	SELECT wsctl._count_operation(w.operation::text, 'completed');
 	DELETE FROM wsctl.operation_attempts AS a WHERE a.workspace_id = w.id;
 	UPDATE wsctl.workspaces AS x
 	   SET operation = 'NONE', op_id = NULL, op_started_at = NULL,
@@ -215,6 +220,7 @@ BEGIN
 	DELETE FROM wsctl.operation_attempts AS a
 	 WHERE a.workspace_id = w.id AND a.op_id <> claimed.op_id;
 	RAISE LOG 'wsctl reconciler: workspace % claimed % (op_id %)', w.id, planned, claimed.op_id;
+	PERFORM wsctl._count_operation(planned::text, 'started');
 	RETURN wsctl._launch(claimed, planned, claimed.op_id, 'claimed');
 END
 $$;

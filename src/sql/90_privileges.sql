@@ -5,6 +5,7 @@
 -- (with no privileges left); docs/operations.md says how to drop them.
 --   wsctl_api    EXECUTE on the API functions, SELECT on wsctl.workspace_info
 --   wsctl_admin  wsctl_api plus recover_workspace
+--   wsctl_monitor  SELECT on wsctl.metrics (for a metrics exporter); wsctl_admin has it
 -- Nobody but the extension owner can write wsctl.workspaces directly.
 
 DO $$
@@ -14,6 +15,9 @@ BEGIN
 	END IF;
 	IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'wsctl_admin') THEN
 		CREATE ROLE wsctl_admin NOLOGIN;
+	END IF;
+	IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'wsctl_monitor') THEN
+		CREATE ROLE wsctl_monitor NOLOGIN;
 	END IF;
 END
 $$;
@@ -57,6 +61,16 @@ GRANT EXECUTE ON FUNCTION
 GRANT EXECUTE ON FUNCTION wsctl.recover_workspace(uuid) TO wsctl_admin;
 GRANT SELECT ON wsctl.workers TO wsctl_admin;
 GRANT EXECUTE ON FUNCTION wsctl._worker_status() TO wsctl_admin;
+
+-- The metrics view reads the table with its owner's rights; the functions
+-- it calls need EXECUTE of whoever reads it.
+GRANT USAGE ON SCHEMA wsctl TO wsctl_monitor;
+GRANT SELECT ON wsctl.metrics TO wsctl_monitor;
+GRANT EXECUTE ON FUNCTION
+	wsctl._metrics_counters(),
+	wsctl.effective_status(wsctl.status, jsonb)
+	TO wsctl_monitor;
+GRANT wsctl_monitor TO wsctl_admin;
 
 -- Every function of the extension runs with a pinned search_path, so that
 -- nothing a caller (or a database owner, through ALTER DATABASE ... SET)
