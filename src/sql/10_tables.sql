@@ -115,3 +115,19 @@ CREATE TABLE wsctl.operation_attempts (
 );
 COMMENT ON TABLE wsctl.operation_attempts IS
 	'Attempts at the operations in flight or failed: launched by the reconciler, finished with the worker''s outcome';
+
+-- The HealthMonitor's heartbeat: one row, rewritten by every complete tick
+-- (wsctl._record_observations), instead of every workspace's observed_at.
+-- observed_at is when the tick listed Docker; skipped names the watched
+-- workspaces the tick could not record (held by another session, or a
+-- failed write), which that tick did not observe. wsctl._observed_at()
+-- reads it. A tick that fails (Docker unreachable, the wrong daemon)
+-- leaves it alone, so the heartbeat stops as observation stops.
+CREATE TABLE wsctl.health_observation (
+	singleton   bool PRIMARY KEY DEFAULT true CHECK (singleton),
+	observed_at timestamptz,
+	skipped     uuid[] NOT NULL DEFAULT '{}'
+);
+COMMENT ON TABLE wsctl.health_observation IS
+	'HealthMonitor heartbeat (one row): when the last complete tick listed Docker, and the workspaces it skipped';
+INSERT INTO wsctl.health_observation DEFAULT VALUES;

@@ -185,3 +185,24 @@ AS $$
 $$;
 COMMENT ON FUNCTION wsctl.observe_status(wsctl.workspaces, bool, bool, bool) IS
 	'HealthMonitor priority table (DESIGN section 2): what the real container and volume mean for this workspace';
+
+-- When the HealthMonitor last saw this workspace as it is recorded. The row's
+-- own observed_at is written only when its observation changes (and the
+-- first time); every complete tick since then that covered the row (it was
+-- watched and not skipped) confirmed it, and the heartbeat holds the last.
+-- NULL until the first observation.
+CREATE FUNCTION wsctl._observed_at(w wsctl.workspaces)
+RETURNS timestamptz
+LANGUAGE sql STABLE
+AS $$
+	SELECT CASE
+		WHEN w.observed_at IS NULL THEN NULL
+		WHEN w.deleted_at IS NOT NULL AND w.observed_status = 'DELETED' AND w.operation = 'NONE'
+			THEN w.observed_at		-- no longer watched
+		ELSE greatest(w.observed_at,
+					  (SELECT h.observed_at FROM wsctl.health_observation AS h
+						WHERE NOT (w.id = ANY (h.skipped))))
+	END
+$$;
+COMMENT ON FUNCTION wsctl._observed_at(wsctl.workspaces) IS
+	'Last observation of a workspace: its observed_at or, when later and it was covered, the HealthMonitor heartbeat (wsctl.health_observation)';

@@ -6,9 +6,19 @@
 -- Refusals raise class WS SQLSTATEs that map one-to-one onto HTTP statuses
 -- (docs/sql-api.md).
 
+-- Every column of the table, observed_at as the last observation
+-- (wsctl._observed_at: the HealthMonitor writes a row only when its
+-- observation changes).
 CREATE VIEW wsctl.workspace_info AS
-	SELECT w.*, wsctl.display_status(wsctl.effective_status(w.observed_status, w.error_info),
-									 w.archive_key) AS display_status
+	SELECT
+		w.id, w.owner_user_id, w.name, w.description, w.memo, w.image_ref, w.instance_backend,
+		w.storage_backend, w.home_store_key, w.home_ctx, w.observed_status, w.operation,
+		w.op_started_at, w.op_id, w.desired_state, w.archive_key,
+		wsctl._observed_at(w) AS observed_at, w.last_access_at, w.standby_ttl_seconds,
+		w.archive_ttl_seconds, w.error_message, w.error_info, w.error_count, w.previous_status,
+		w.created_at, w.updated_at, w.deleted_at,
+		wsctl.display_status(wsctl.effective_status(w.observed_status, w.error_info),
+							 w.archive_key) AS display_status
 	  FROM wsctl.workspaces AS w
 	 WHERE w.deleted_at IS NULL;
 COMMENT ON VIEW wsctl.workspace_info IS
@@ -18,8 +28,15 @@ CREATE FUNCTION wsctl._info(w wsctl.workspaces)
 RETURNS wsctl.workspace_info
 LANGUAGE sql STABLE
 AS $$
-	SELECT ROW(w.*, wsctl.display_status(wsctl.effective_status(w.observed_status, w.error_info),
-										 w.archive_key))::wsctl.workspace_info
+	SELECT ROW(
+		w.id, w.owner_user_id, w.name, w.description, w.memo, w.image_ref, w.instance_backend,
+		w.storage_backend, w.home_store_key, w.home_ctx, w.observed_status, w.operation,
+		w.op_started_at, w.op_id, w.desired_state, w.archive_key,
+		wsctl._observed_at(w), w.last_access_at, w.standby_ttl_seconds,
+		w.archive_ttl_seconds, w.error_message, w.error_info, w.error_count, w.previous_status,
+		w.created_at, w.updated_at, w.deleted_at,
+		wsctl.display_status(wsctl.effective_status(w.observed_status, w.error_info),
+							 w.archive_key))::wsctl.workspace_info
 $$;
 COMMENT ON FUNCTION wsctl._info(wsctl.workspaces) IS
 	'A workspaces row as the API result type (also for rows no longer in the live view)';

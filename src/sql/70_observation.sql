@@ -2,9 +2,14 @@
 --
 -- The worker lists containers and volumes (one Docker call each) and hands
 -- the lists to _record_observations(), which applies observe_status() to
--- every workspace that still needs watching, in one transaction, one
--- subtransaction per workspace so that one bad row never costs the tick.
--- Rows locked by another session are skipped (SKIP LOCKED).
+-- every workspace that still needs watching. Idle costs nothing per
+-- workspace: only rows whose observation differs from what they record (or
+-- that were never observed) are locked and written, one subtransaction
+-- each, so that one bad row never costs the tick; every other row is
+-- covered by the tick's single heartbeat row, wsctl.health_observation
+-- (wsctl._observed_at() combines the two). A row that must change but is
+-- held by another session is skipped (SKIP LOCKED) and named in the
+-- heartbeat, so it does not count as observed by this tick.
 
 CREATE FUNCTION wsctl._record_observations(container_ids uuid[], container_running bool[],
 										   volume_ids uuid[], observed_at timestamptz)
@@ -16,37 +21,50 @@ AS $$
 DECLARE
 	r          record;
 	w          wsctl.workspaces;
-	has_c      bool;
-	running    bool;
-	has_v      bool;
 	status     wsctl.status;
 	violation  text;
 	new_error  jsonb;
 	changed    int := 0;
+	skipped_ids uuid[] := '{}';
 BEGIN
+	-- Judged first without locks, from the committed rows: most rows agree
+	-- with Docker and are neither locked nor written.
 	FOR r IN
-		SELECT x AS ws, c.id IS NOT NULL AS has_c, coalesce(c.running, false) AS running,
-			   v.id IS NOT NULL AS has_v
-		  FROM wsctl.workspaces AS x
-		  LEFT JOIN (SELECT u.id, bool_or(u.running) AS running
-					   FROM unnest(container_ids, container_running) AS u(id, running)
-					  GROUP BY u.id) AS c ON c.id = x.id
-		  LEFT JOIN (SELECT DISTINCT u.id FROM unnest(volume_ids) AS u(id)) AS v ON v.id = x.id
-		 WHERE x.deleted_at IS NULL OR x.observed_status <> 'DELETED' OR x.operation <> 'NONE'
-		 ORDER BY x.id
-		 -- A row another session holds (a client idle in a transaction) is
-		 -- skipped this tick instead of stalling every other workspace.
-		 FOR UPDATE OF x SKIP LOCKED
+		WITH c AS (SELECT u.id, bool_or(u.running) AS running
+					 FROM unnest(container_ids, container_running) AS u(id, running)
+					GROUP BY u.id),
+			 v AS (SELECT DISTINCT u.id FROM unnest(volume_ids) AS u(id)),
+			 o AS (SELECT x.id, x.observed_at AS seen_at, x.observed_status, x.error_info,
+						  c.id IS NOT NULL AS has_c, coalesce(c.running, false) AS running,
+						  v.id IS NOT NULL AS has_v,
+						  wsctl.observe_status(x, c.id IS NOT NULL, coalesce(c.running, false),
+											   v.id IS NOT NULL) AS status,
+						  wsctl.observe_violation(x, c.id IS NOT NULL, coalesce(c.running, false),
+												  v.id IS NOT NULL) AS violation
+					 FROM wsctl.workspaces AS x
+					 LEFT JOIN c ON c.id = x.id
+					 LEFT JOIN v ON v.id = x.id
+					WHERE x.deleted_at IS NULL OR x.observed_status <> 'DELETED' OR x.operation <> 'NONE')
+		SELECT o.id, o.has_c, o.running, o.has_v
+		  FROM o
+		 WHERE o.seen_at IS NULL
+			OR o.status IS DISTINCT FROM o.observed_status
+			OR (o.violation IS NOT NULL AND o.error_info IS NULL AND o.status = 'ERROR')
+		 ORDER BY o.id
 	LOOP
-		w := r.ws;
-		has_c := r.has_c;
-		running := r.running;
-		has_v := r.has_v;
-		status := wsctl.observe_status(w, has_c, running, has_v);
-		violation := wsctl.observe_violation(w, has_c, running, has_v);
+		-- Then locked, and judged again from the locked row. A row another
+		-- session holds (a client idle in a transaction) is skipped this tick
+		-- instead of stalling every other workspace.
+		SELECT x.* INTO w FROM wsctl.workspaces AS x WHERE x.id = r.id FOR UPDATE SKIP LOCKED;
+		IF NOT FOUND THEN
+			skipped_ids := skipped_ids || r.id;
+			CONTINUE;
+		END IF;
+		status := wsctl.observe_status(w, r.has_c, r.running, r.has_v);
+		violation := wsctl.observe_violation(w, r.has_c, r.running, r.has_v);
 		-- An invariant violation is recorded only over an empty error_info.
 		new_error := CASE WHEN violation IS NOT NULL AND w.error_info IS NULL AND status = 'ERROR'
-					 THEN wsctl.invariant_error(violation, w.operation, has_c, has_v, w.archive_key) END;
+					 THEN wsctl.invariant_error(violation, w.operation, r.has_c, r.has_v, w.archive_key) END;
 		BEGIN
 			UPDATE wsctl.workspaces AS x
 			   SET observed_status = status,
@@ -59,14 +77,20 @@ BEGIN
 				RAISE LOG 'wsctl health_monitor: workspace % observed % -> %', w.id, w.observed_status, status;
 			END IF;
 		EXCEPTION WHEN OTHERS THEN
+			skipped_ids := skipped_ids || w.id;
 			RAISE WARNING 'wsctl health_monitor: workspace %: observation not recorded: %', w.id, SQLERRM;
 		END;
 	END LOOP;
+
+	-- The heartbeat: every watched row not named in skipped agrees with
+	-- this tick's listing.
+	UPDATE wsctl.health_observation AS h
+	   SET observed_at = _record_observations.observed_at, skipped = skipped_ids;
 	RETURN changed;
 END
 $$;
 COMMENT ON FUNCTION wsctl._record_observations(uuid[], bool[], uuid[], timestamptz) IS
-	'HealthMonitor write: observe_status() for every watched workspace from one listing of containers and volumes; returns how many statuses changed';
+	'HealthMonitor write: observe_status() for every watched workspace from one listing of containers and volumes; writes only the rows whose observation changed (or never observed) and the heartbeat; returns how many statuses changed';
 
 CREATE FUNCTION wsctl.invariant_error(violation text, operation wsctl.operation,
 									  container_exists bool, volume_exists bool, archive_key text)

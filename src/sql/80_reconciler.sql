@@ -280,7 +280,7 @@ BEGIN
 	ELSIF worker_state = 'succeeded' THEN
 		-- An observation made after the worker finished that still
 		-- disagrees is a Mismatch.
-		IF w.observed_at >= worker_finished_at THEN
+		IF wsctl._observed_at(w) >= worker_finished_at THEN
 			PERFORM wsctl._finish_attempt(w, 'failed', 'Mismatch');
 			PERFORM wsctl._record_failure(w, 'Mismatch', NULL,
 				format('%s finished but the workspace is observed %s', w.operation, w.observed_status),

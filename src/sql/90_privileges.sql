@@ -31,6 +31,9 @@ GRANT wsctl_api TO wsctl_admin;
 GRANT SELECT ON wsctl.workspace_info TO wsctl_api;
 GRANT SELECT ON wsctl.events TO wsctl_api;
 GRANT SELECT ON wsctl.operation_progress TO wsctl_api;
+-- wsctl.workspace_info's observed_at reads the HealthMonitor's heartbeat
+-- through wsctl._observed_at(), with the reader's rights.
+GRANT SELECT ON wsctl.health_observation TO wsctl_api;
 
 GRANT EXECUTE ON FUNCTION
 	wsctl.create_workspace(uuid, text, text, wsctl.status, text, text, int, int),
@@ -55,7 +58,8 @@ GRANT EXECUTE ON FUNCTION
 	wsctl.display_status(wsctl.status, text),
 	wsctl.effective_status(wsctl.status, jsonb),
 	wsctl.request_allowed(wsctl.status, wsctl.operation, text),
-	wsctl.valid_image_ref(text)
+	wsctl.valid_image_ref(text),
+	wsctl._observed_at(wsctl.workspaces)
 	TO wsctl_api;
 
 GRANT EXECUTE ON FUNCTION wsctl.recover_workspace(uuid) TO wsctl_admin;

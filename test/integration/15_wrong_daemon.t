@@ -35,7 +35,8 @@ check "the HealthMonitor reports the missing marker in wsctl.workers.last_error"
 	               AND last_error_at > '$switched_at' FROM wsctl.workers WHERE component = 'health_monitor'"
 # From here on every tick sees the other daemon (the reload is done).
 ticks=$(q "SELECT ticks FROM wsctl.workers WHERE component = 'health_monitor'")
-seen=$(q "SELECT max(observed_at) FROM wsctl.workspaces WHERE owner_user_id = '$owner' AND deleted_at IS NULL")
+# observed_at as the API shows it (wsctl._observed_at: the row's own, or the heartbeat)
+seen=$(q "SELECT max(observed_at) FROM wsctl.workspace_info WHERE owner_user_id = '$owner'")
 check "  it keeps ticking (5 more ticks)" \
 	wait_for 20 "SELECT ticks >= $ticks + 5 FROM wsctl.workers WHERE component = 'health_monitor'"
 is "  nothing was written: no status changed" \
@@ -43,15 +44,15 @@ is "  nothing was written: no status changed" \
 	       WHERE h.seq > $mark AND w.owner_user_id = '$owner'")" 0
 is "  no workspace is in ERROR" \
 	"$(q "SELECT count(*) FROM wsctl.workspaces WHERE owner_user_id = '$owner' AND (observed_status = 'ERROR' OR error_info IS NOT NULL)")" 0
-is "  observed_at did not move" \
-	"$(q "SELECT max(observed_at) FROM wsctl.workspaces WHERE owner_user_id = '$owner' AND deleted_at IS NULL")" "$seen"
+is "  observed_at did not move (nor the heartbeat)" \
+	"$(q "SELECT max(observed_at) FROM wsctl.workspace_info WHERE owner_user_id = '$owner'")" "$seen"
 is "  no marker was planted on the other daemon" \
 	"$(other_dk volume ls -q --filter label=wsctl.marker=true | wc -l)" 0
 
 back_at=$(q "SELECT clock_timestamp()")
 check "wsctl.docker_host points back at wsctl's daemon" set_config wsctl.docker_host "$own_host"
 check "observations resume" \
-	wait_for 20 "SELECT bool_and(observed_at > '$back_at') FROM wsctl.workspaces WHERE owner_user_id = '$owner' AND deleted_at IS NULL"
+	wait_for 20 "SELECT bool_and(observed_at > '$back_at') FROM wsctl.workspace_info WHERE owner_user_id = '$owner'"
 is "a is RUNNING and b STANDBY, as before" \
 	"$(q "SELECT string_agg(observed_status::text || '/' || operation, ' ' ORDER BY name) FROM wsctl.workspaces WHERE owner_user_id = '$owner' AND deleted_at IS NULL")" \
 	"RUNNING/NONE STANDBY/NONE"
