@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 TOP=$PWD
 export WSCTL_RGW_MEMSTORE_BYTES=${WSCTL_RGW_MEMSTORE_BYTES:-12884901888}
-benches=${WSCTL_BENCH:-storage convergence health_monitor idle_cost worker_memory sse}
+benches=${WSCTL_BENCH:-storage convergence health_monitor idle_cost api_throughput worker_memory sse}
 TMP=''
 failed=()
 
