@@ -58,7 +58,7 @@ ROLLBACK;
 EOF
 
 run() {	# run NAME SCRIPT: prints calls/s
-	"$pgbench" -n -c "$clients" -j "$clients" -T "$secs" -U "$role" -f "$2" "$WSCTL_IT_DB" 2>"$dir/$1.err" |
+	"$pgbench" -n -M prepared -c "$clients" -j "$clients" -T "$secs" -U "$role" -f "$2" "$WSCTL_IT_DB" 2>"$dir/$1.err" |
 		sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p'
 }
 printf '%-8s %-8s %-24s %-12s %-12s\n' N clients call calls_per_s target
