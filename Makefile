@@ -5,15 +5,19 @@
 #   make demo       throwaway environment, a workspace through its lifecycle
 #   make test       install what is missing, start services, run every suite
 #   make bench      the benchmarks of test/bench/, figures printed (not in make test)
+#   make dist       wsctl-$(EXTVERSION).tar.gz, the PGXN source distribution of HEAD
 
 EXTENSION    = wsctl
-EXTVERSION   = 0.1
+EXTVERSION   = 0.2.0
 MODULE_big   = wsctl
 OBJS         = $(patsubst %.c,%.o,$(wildcard src/*.c))
 
 # The extension script is built from ordered files, one concern each.
 SQL_SOURCES  = $(sort $(wildcard src/sql/*.sql))
 DATA_built   = $(EXTENSION)--$(EXTVERSION).sql
+# Upgrade scripts (wsctl--A--B.sql) sit at the top, never in src/sql/: they
+# are installed as they are, for ALTER EXTENSION wsctl UPDATE.
+DATA         = $(wildcard $(EXTENSION)--*--*.sql)
 
 REGRESS      = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --load-extension=$(EXTENSION)
@@ -63,3 +67,15 @@ test:
 
 bench:
 	./test/bench/run.sh
+
+# The PGXN source distribution: the committed HEAD (not the work tree) under one
+# top directory named name-version, written into DIST_DIR. Refused when
+# HEAD's META.json does not carry EXTVERSION (test/dist/dist.t checks the rest).
+DIST_DIR    ?= .
+DIST_NAME    = $(EXTENSION)-$(EXTVERSION)
+.PHONY: dist
+dist:
+	@git show HEAD:META.json | grep -q '"version": *"$(EXTVERSION)"' || \
+		{ echo "make dist: HEAD's META.json does not say version $(EXTVERSION)" >&2; exit 1; }
+	@git diff --quiet HEAD -- || echo "make dist: note: uncommitted changes are not in the tarball (it is HEAD)"
+	git archive --format=tar.gz --prefix=$(DIST_NAME)/ -o $(DIST_DIR)/$(DIST_NAME).tar.gz HEAD

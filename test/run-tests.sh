@@ -4,7 +4,8 @@
 # As root, from anywhere (it works from the repository top):
 #   1. test/install-deps.sh              install missing Debian packages
 #   2. make clean all && make install    build and install the extension
-#   3. a temp dir under /tmp; the fuzz suite (test/fuzz/*.t, needs no services)
+#   3. a temp dir under /tmp; the fuzz and dist suites (test/fuzz/*.t,
+#      test/dist/*.t: they need no services)
 #   4. in the temp dir, test/services.sh: a private dockerd (test/docker.sh),
 #      redis-server (test/redis.sh), an S3 server, Ceph's RADOS Gateway on a
 #      one-node cluster (test/rgw.sh: bucket wsctl; WSCTL_S3_* and WSCTL_RGW_DIR
@@ -17,6 +18,9 @@
 #        isolation    isolation specs (test/isolation/) make installcheck
 #        pgtap        test/pgtap/*.sql                  pg_prove, database wsctl_tap
 #        integration  test/integration/*.t              prove
+#        dist         test/dist/*.t: make dist, META.json  prove (run in step 3)
+#        upgrade      test/upgrade/*.t: 0.1 -> current    prove
+#        install      test/install/*.t: README's install  prove (own Debian cluster)
 #   6. stops the services, removes the temp dir, prints one line per suite and, as the
 #      last line, "N passed, N failed". Exit status 1 if anything failed.
 #
@@ -271,6 +275,13 @@ else
     skip fuzz "no test/fuzz/*.t"
 fi
 
+header "dist (prove: test/dist/*.t)"
+if compgen -G "test/dist/*.t" >/dev/null; then
+    run_tap_suite dist test/dist/*.t -- prove --verbose --exec ''
+else
+    skip dist "no test/dist/*.t"
+fi
+
 # ================================================================ 4. services
 header "services (test/services.sh)"
 if ! WSCTL_IT_DB=$IT_DB "$TOP/test/services.sh" start "$TMP"; then
@@ -319,6 +330,20 @@ if compgen -G "test/integration/*.t" >/dev/null; then
     fi
 else
     skip integration "no test/integration/*.t"
+fi
+
+header "upgrade (prove: test/upgrade/*.t)"
+if compgen -G "test/upgrade/*.t" >/dev/null; then
+    run_tap_suite upgrade test/upgrade/*.t -- prove --verbose --exec ''
+else
+    skip upgrade "no test/upgrade/*.t"
+fi
+
+header "install (prove: test/install/*.t)"
+if compgen -G "test/install/*.t" >/dev/null; then
+    run_tap_suite install test/install/*.t -- prove --verbose --exec ''
+else
+    skip install "no test/install/*.t"
 fi
 
 if ((suite_failed || total_fail)); then
