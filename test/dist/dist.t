@@ -53,7 +53,7 @@ report ${#missing[@]} "the tarball holds META.json, Makefile, the control file, 
 [ ${#missing[@]} -eq 0 ] || echo "missing: ${missing[*]}" | diag
 
 # Build products, and what `make`/`make installcheck` leave behind, are not tracked.
-grep -E '\.(o|so|bc|tar\.gz)$|/wsctl--[^-]+\.sql$|/src/relay/wsctl-sse$|/(results|output_iso|tmp_check|log)/|/regression\.(diffs|out)$' \
+grep -E '\.(o|so|bc|tar\.gz)$|^[^/]+/wsctl--[^-/]+\.sql$|/src/relay/wsctl-sse$|/(results|output_iso|tmp_check|log)/|/regression\.(diffs|out)$' \
 	"$tmp/list" >"$tmp/products"
 report $([ -s "$tmp/products" ] && echo 1 || echo 0) "no build products in the tarball (objects, wsctl.so, the built wsctl--$ver.sql, wsctl-sse, test output)"
 diag <"$tmp/products"
