@@ -3,6 +3,7 @@
 #   make            build wsctl.so and the extension script
 #   make install    install into the PostgreSQL found by pg_config
 #   make demo       throwaway environment, a workspace through its lifecycle
+#   make example    throwaway environment, the example API server and dashboard
 #   make test       install what is missing, start services, run every suite
 #   make bench      the benchmarks of test/bench/, figures printed (not in make test)
 #   make dist       wsctl-$(EXTVERSION).tar.gz, the PGXN source distribution of HEAD
@@ -58,9 +59,12 @@ install: install-relay
 install-relay: $(RELAY)
 	$(INSTALL_PROGRAM) $(RELAY) '$(DESTDIR)$(bindir)/wsctl-sse'
 
-.PHONY: demo test bench install-relay
+.PHONY: demo example test bench install-relay
 demo:
 	./test/demo.sh
+
+example:
+	./docs/examples/api-server/run.sh
 
 test:
 	./test/run-tests.sh

@@ -26,6 +26,10 @@ PACKAGES=(
     clang                                    # libFuzzer, for test/fuzz
     libclang-rt-dev                          # its runtime (only a Recommends of clang)
     chromium                                 # the browser test of the relay
+    chromium-driver                          # WebDriver for it (27_example.t drives the dashboard)
+    python3-flask                            # docs/examples/api-server (make example, 27_example.t)
+    python3-psycopg                          # its PostgreSQL driver (psycopg 3)
+    python3-psycopg-pool                     # its connection pool
     redis-server
     docker.io
     busybox-static

@@ -24,6 +24,9 @@
 #   6. stops the services, removes the temp dir, prints one line per suite and, as the
 #      last line, "N passed, N failed". Exit status 1 if anything failed.
 #
+# Files a test keeps for people to look at (screenshots) go to test/artifacts/
+# (git-ignored; WSCTL_TEST_ARTIFACTS in the tests' environment), named in the summary.
+#
 # Knobs (environment): WSCTL_TEST_KEEP=1 keeps the temp dir (logs) after the run;
 # WSCTL_SUITE_TIMEOUT (s, default 1200) bounds each installcheck run;
 # WSCTL_FILE_TIMEOUT (s, default 600) bounds each fuzz, pgTAP or integration file.
@@ -36,6 +39,7 @@ FILE_TIMEOUT=${WSCTL_FILE_TIMEOUT:-600}
 IT_DB=wsctl_it
 TAP_DB=wsctl_tap
 DIFF_LINES=400          # at most this many lines of a diff file are printed
+ARTIFACTS=$TOP/test/artifacts
 
 total_pass=0
 total_fail=0
@@ -108,6 +112,9 @@ finish() {
     stop_services
     header "summary"
     local line
+    if [[ -d "$ARTIFACTS" ]] && compgen -G "$ARTIFACTS/*" >/dev/null; then
+        echo "artifacts: $ARTIFACTS ($(find "$ARTIFACTS" -type f | wc -l) files)"
+    fi
     for line in "${suite_lines[@]}"; do
         echo "$line"
     done
@@ -322,6 +329,8 @@ fi
 
 header "integration (prove: test/integration/*.t)"
 if compgen -G "test/integration/*.t" >/dev/null; then
+    mkdir -p "$ARTIFACTS"
+    export WSCTL_TEST_ARTIFACTS=$ARTIFACTS
     # --exec '': the files are executables (any language) that print TAP.
     run_tap_suite integration test/integration/*.t -- prove --verbose --exec ''
     if ((FILE_FAIL > 0)); then
