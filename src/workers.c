@@ -4,6 +4,7 @@
  */
 #include "postgres.h"
 
+#include "access/xlog.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -65,6 +66,15 @@ wsctl_register_workers(void)
 						 WSCTL_NUM_COMPONENTS, wsctl_max_concurrent_operations)));
 }
 
+/*
+ * What a component row of wsctl.workers says on a standby. The static
+ * workers are registered with BgWorkerStart_RecoveryFinished, so on a
+ * standby no component has a pid, which alone reads like a crash loop or a
+ * missing database; the view says why instead, in last_error, so that its
+ * columns stay those of every version (no upgrade script needed).
+ */
+#define WSCTL_STANDBY_IDLE_TEXT "standby (in recovery): idle until promoted"
+
 static Datum
 timestamp_or_null(TimestampTz t, bool *isnull)
 {
@@ -77,6 +87,7 @@ Datum
 wsctl_worker_status(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	bool		standby = RecoveryInProgress();
 
 	InitMaterializedSRF(fcinfo, 0);
 	for (int c = 0; c < WSCTL_NUM_COMPONENTS; c++)
@@ -97,6 +108,20 @@ wsctl_worker_status(PG_FUNCTION_ARGS)
 		values[8] = CStringGetTextDatum(s.last_error);
 		nulls[8] = (s.last_error[0] == '\0');
 		values[9] = timestamp_or_null(s.last_error_at, &nulls[9]);
+
+		/*
+		 * A standby's workers never ran since its postmaster started (a
+		 * server leaves recovery only once), so there is no error of
+		 * theirs to hide. last_error_at stays NULL: this is a state, not
+		 * an error that happened at some time, and checks that alert on a
+		 * recent last_error_at stay quiet on a healthy standby.
+		 */
+		if (standby && s.pid == 0)
+		{
+			values[8] = CStringGetTextDatum(WSCTL_STANDBY_IDLE_TEXT);
+			nulls[8] = false;
+			nulls[9] = true;
+		}
 		nulls[10] = true;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
