@@ -254,6 +254,10 @@ is "Docker: created once and started once (docker events)" \
 check "the primary's log has its operation workers" grep -q "wsctl operation: workspace $a: PROVISIONING started" "$pdata.log"
 is "the standby's log has no wsctl worker at all" \
 	"$(grep -c -e 'wsctl operation' -e 'started (database' "$sdata.log")" 0
+standby_write=$(psql -X -A -t -q -v ON_ERROR_STOP=1 -v VERBOSITY=verbose -h "$dir" -p "$sport" -U postgres -d $DB \
+	-c "SELECT wsctl.create_workspace('$owner', 'ha-refused', '$WSCTL_TEST_IMAGE', 'RUNNING')" 2>&1)
+is "standby: the API's writes are refused as read-only (SQLSTATE 25006)" \
+	"$(sed -n 's/^ERROR:  \([0-9A-Z]\{5\}\): .*/\1/p' <<<"$standby_write" | head -1)" 25006
 is "standby: still no wsctl process, no pid in wsctl.workers" \
 	"$(qn "$sport" "$stat_wsctl")/$(qn "$sport" "SELECT count(pid) FROM wsctl.workers")" "0/0"
 
