@@ -190,8 +190,6 @@ BEGIN
 	END IF;
 END
 $$;
-REVOKE ALL ON wsctl.metrics FROM PUBLIC;
-REVOKE ALL ON FUNCTION wsctl._count_operation(text, text, text), wsctl._metrics_counters() FROM PUBLIC;
 GRANT USAGE ON SCHEMA wsctl TO wsctl_monitor;
 GRANT SELECT ON wsctl.metrics TO wsctl_monitor;
 GRANT EXECUTE ON FUNCTION

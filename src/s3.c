@@ -282,27 +282,27 @@ s3_classify_response(const char *what, const HttpResponse *resp)
 							   message && message[0] ? s3_short_text(message) : ""));
 }
 
-/* Every answer is classified here once, and counted for wsctl.metrics. */
-static S3Result
-s3_classify(const char *what, const HttpResponse *resp)
-{
-	S3Result	r = s3_classify_response(what, resp);
-
-	bool		lookup = strncmp(what, "GET ", 4) == 0 || strncmp(what, "HEAD ", 5) == 0 ||
-		strncmp(what, "DELETE ", 7) == 0;
-
-	/* a 404 answers a lookup or a delete; on an upload it is a refusal */
-	wsctl_metrics_call(WSCTL_SERVICE_S3,
-					   r.kind != S3_OK && !(r.kind == S3_NOT_FOUND && lookup));
-	return r;
-}
-
 /* A signed request, ready for http_perform() or http_async_start(). */
 typedef struct S3Prepared
 {
 	HttpRequest req;
 	char	   *what;			/* "METHOD key", for messages */
 } S3Prepared;
+
+/* Every answer is classified here once, and counted for wsctl.metrics. */
+static S3Result
+s3_classify(const S3Prepared *p, const HttpResponse *resp)
+{
+	S3Result	r = s3_classify_response(p->what, resp);
+	const char *method = p->req.method;
+	bool		lookup = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 ||
+		strcmp(method, "DELETE") == 0;
+
+	/* a 404 answers a lookup or a delete; on an upload it is a refusal */
+	wsctl_metrics_call(WSCTL_SERVICE_S3,
+					   r.kind != S3_OK && !(r.kind == S3_NOT_FOUND && lookup));
+	return r;
+}
 
 static bool
 s3_prepare(const char *method, const char *key, const char *query,
@@ -348,7 +348,7 @@ s3_call(const char *method, const char *key, const char *query,
 	elog(DEBUG2, "wsctl: S3 %s -> %ld", p.what, resp.status);
 	if (resp_out)
 		*resp_out = resp;
-	return s3_classify(p.what, &resp);
+	return s3_classify(&p, &resp);
 }
 
 S3Result
@@ -573,7 +573,7 @@ s3_multipart_upload_part_finish(S3PartUpload *u, char **etag)
 	resp = http_async_finish(u->async);
 	curl_slist_free_all(u->p.req.headers);
 	elog(DEBUG2, "wsctl: S3 %s -> %ld", u->p.what, resp.status);
-	r = s3_classify(u->p.what, &resp);
+	r = s3_classify(&u->p, &resp);
 	if (r.kind != S3_OK)
 		return r;
 	*etag = s3_etag(&resp);
