@@ -11,7 +11,12 @@
 EXTENSION    = wsctl
 EXTVERSION   = 0.2.0
 MODULE_big   = wsctl
-OBJS         = $(patsubst %.c,%.o,$(wildcard src/*.c))
+# src/: the entry point and shared plumbing; src/workers/: one file per
+# background worker; src/backends/: what the workers act on, behind the
+# InstanceController / StorageProvider interfaces; src/clients/: transports.
+# Includes flow one way: workers -> backends -> clients.
+SRC_DIRS     = src src/workers src/backends src/clients
+OBJS         = $(patsubst %.c,%.o,$(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c)))
 
 # The extension script is built from ordered files, one concern each.
 SQL_SOURCES  = $(sort $(wildcard src/sql/*.sql))
@@ -27,7 +32,7 @@ ISOLATION    = $(patsubst test/isolation/specs/%.spec,%,$(sort $(wildcard test/i
 ISOLATION_OPTS = --load-extension=$(EXTENSION) --inputdir=test/isolation
 
 PG_CONFIG   ?= pg_config
-PG_CPPFLAGS  = -Isrc $(shell xml2-config --cflags 2>/dev/null)
+PG_CPPFLAGS  = $(addprefix -I,$(SRC_DIRS)) $(shell xml2-config --cflags 2>/dev/null)
 PG_CFLAGS    = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 SHLIB_LINK   = -lcurl -lhiredis -lcrypto -larchive -lxml2
 
@@ -45,7 +50,7 @@ include $(PGXS)
 
 # PGXS does not track headers: every object depends on all of ours, so a
 # changed struct can never leave a stale object behind.
-$(OBJS): $(wildcard src/*.h)
+$(OBJS): $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.h))
 
 $(EXTENSION)--$(EXTVERSION).sql: $(SQL_SOURCES)
 	cat $^ > $@

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tar_check.t: the restore archive's entry checker (src/tar_check.c), tested
+# tar_check.t: the restore archive's entry checker (src/backends/tar_check.c), tested
 # without PostgreSQL: it compiles with the extension's warnings, passes its
 # unit cases (unit.c), survives every input kept in regressions/ and
 # corpus/, and then a bounded libFuzzer run (tar_check_fuzz.c, which also
@@ -14,7 +14,7 @@
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
-src=$(cd "$here/../../src" && pwd)
+src=$(cd "$here/../../src/backends" && pwd)
 seconds=${WSCTL_FUZZ_SECONDS:-60}
 tmp=$(mktemp -d /tmp/wsctl-tar-check.XXXXXX) || exit 1
 trap 'rm -rf "$tmp"' EXIT
@@ -56,7 +56,7 @@ pgflags=$(pg_config --cflags 2>/dev/null)
 gcc -c $pgflags -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-o "$tmp/tar_check.o" "$src/tar_check.c" >"$tmp/cc.log" 2>&1
 rc=$?
-report $rc "src/tar_check.c compiles cleanly with the extension's warnings"
+report $rc "src/backends/tar_check.c compiles cleanly with the extension's warnings"
 [ $rc -eq 0 ] || diag_tail "$tmp/cc.log"
 
 # 2. The unit cases, each passed on as a test of its own.

@@ -1,5 +1,5 @@
 /*
- * tar_check_fuzz.c: libFuzzer target for src/tar_check.c.
+ * tar_check_fuzz.c: libFuzzer target for src/backends/tar_check.c.
  *
  * The checker stands between an untrusted archive and the volume, so what
  * matters is not only that it never crashes but that it never says yes when
@@ -26,7 +26,7 @@
  * TAR_CHECK_FUZZ_VERBOSE=1 in the environment prints every decision.
  *
  *	clang -g -O1 -fsanitize=fuzzer,address,undefined -I src \
- *		-o fuzzer test/fuzz/tar_check_fuzz.c src/tar_check.c
+ *		-o fuzzer test/fuzz/tar_check_fuzz.c src/backends/tar_check.c
  */
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,5 +1,5 @@
 /*
- * unit.c: explicit cases for src/tar_check.c, printed as TAP.
+ * unit.c: explicit cases for src/backends/tar_check.c, printed as TAP.
  *
  * The fuzzer (tar_check_fuzz.c) looks for inputs no one thought of; these
  * are the ones someone did think of: each hostile entry a restore archive
@@ -7,7 +7,7 @@
  * reason given, since the reason is what an operator reads in the log.
  *
  * Built and run by tar_check.t; on its own:
- *	gcc -Wall -Wextra -Werror -I src -o unit test/fuzz/unit.c src/tar_check.c
+ *	gcc -Wall -Wextra -Werror -I src/backends -o unit test/fuzz/unit.c src/backends/tar_check.c
  */
 #include <stdbool.h>
 #include <stdio.h>

@@ -33,13 +33,13 @@ each() {
 }
 
 cd "$top" || exit 1
-mapfile -t gucs < <(grep -ohE '"wsctl\.[a-z_0-9]+"' src/*.c | tr -d '"' | sort -u)
+mapfile -t gucs < <(grep -ohE '"wsctl\.[a-z_0-9]+"' src/*.c src/*/*.c | tr -d '"' | sort -u)
 mapfile -t objects < <(grep -ohE 'CREATE (OR REPLACE )?(FUNCTION|VIEW|TABLE|TYPE) wsctl\.[a-z_0-9]+' src/sql/*.sql |
 	awk '{ print $NF }' | sort -u)
 # (WS codes are raised in SQL as 'WS404' and in C as MAKE_SQLSTATE('W', 'S', ...).)
 mapfile -t states < <({
-	grep -ohE "WS[0-9]{3}" src/sql/*.sql src/*.c
-	grep -ohE "MAKE_SQLSTATE\('W', *'S', *'[0-9A-Z]', *'[0-9A-Z]', *'[0-9A-Z]'\)" src/*.c |
+	grep -ohE "WS[0-9]{3}" src/sql/*.sql src/*.c src/*/*.c
+	grep -ohE "MAKE_SQLSTATE\('W', *'S', *'[0-9A-Z]', *'[0-9A-Z]', *'[0-9A-Z]'\)" src/*.c src/*/*.c |
 		sed -E "s/[^']*'([^']*)'[^']*/\1/g"
 } | sort -u)
 # the relay's options, from its getopt_long table
