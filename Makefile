@@ -9,7 +9,7 @@
 #   make dist       wsctl-$(EXTVERSION).tar.gz, the PGXN source distribution of HEAD
 
 EXTENSION    = wsctl
-EXTVERSION   = 0.2.0
+EXTVERSION   = 0.3.0
 MODULE_big   = wsctl
 # src/: the entry point and shared plumbing; src/workers/: one file per
 # background worker; src/backends/: what the workers act on, behind the

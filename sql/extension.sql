@@ -23,8 +23,8 @@ RESET wsctl.component;
 
 -- Ordinary roles get nothing by default.
 SELECT has_table_privilege('public', 'wsctl.workspaces', 'SELECT') AS public_select,
-	   has_function_privilege('public', 'wsctl.create_workspace(uuid,text,text,wsctl.status,text,text,int,int)', 'EXECUTE') AS public_execute,
-	   has_function_privilege('wsctl_api', 'wsctl.create_workspace(uuid,text,text,wsctl.status,text,text,int,int)', 'EXECUTE') AS api_execute,
+	   has_function_privilege('public', 'wsctl.create_workspace(uuid,text,text,wsctl.status,text,text,int,int,wsctl.instance_backend)', 'EXECUTE') AS public_execute,
+	   has_function_privilege('wsctl_api', 'wsctl.create_workspace(uuid,text,text,wsctl.status,text,text,int,int,wsctl.instance_backend)', 'EXECUTE') AS api_execute,
 	   has_table_privilege('wsctl_api', 'wsctl.workspaces', 'UPDATE') AS api_update;
 
 -- DROP EXTENSION removes every object it created.

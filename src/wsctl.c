@@ -18,7 +18,7 @@
 #include "redis.h"
 #include "s3.h"
 #include "shmem.h"
-#include "storage_job.h"
+#include "archive_store.h"
 #include "wsctl.h"
 #include "workers.h"
 
@@ -28,6 +28,7 @@ void		_PG_init(void);
 
 char	   *wsctl_database = NULL;
 char	   *wsctl_docker_host = NULL;
+char	   *wsctl_remote_docker_host = NULL;
 char	   *wsctl_container_network = NULL;
 char	   *wsctl_container_mount_path = NULL;
 static char *wsctl_component_setting = NULL;
@@ -132,6 +133,10 @@ define_settings(void)
 	DefineCustomStringVariable("wsctl.docker_host",
 							   "Docker Engine API endpoint: unix:///path or tcp://127.0.0.1:PORT.",
 							   NULL, &wsctl_docker_host, "unix:///var/run/docker.sock",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	DefineCustomStringVariable("wsctl.remote_docker_host",
+							   "Docker Engine API endpoint of the remote-docker instance backend (a second node); empty disables it.",
+							   NULL, &wsctl_remote_docker_host, "",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
 	DefineCustomStringVariable("wsctl.container_network",
 							   "Docker network mode of workspace containers.",

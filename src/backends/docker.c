@@ -36,7 +36,7 @@
 /* HTTP requests sent by this process (docker_request_count). */
 static uint64 docker_requests = 0;
 
-/* Where wsctl.docker_host points. */
+/* Where a daemon's setting points. */
 typedef struct DockerEndpoint
 {
 	char	   *base_url;		/* "http://127.0.0.1:2375", "http://localhost" */
@@ -210,20 +210,21 @@ docker_error_text(StringInfo body)
 }
 
 /*
- * Reads wsctl.docker_host. Only a unix socket or a loopback TCP address is
+ * Reads the daemon's setting (wsctl.docker_host, wsctl.remote_docker_host).
+ * Only a unix socket or a loopback TCP address is
  * accepted: wsctl never sends traffic to any other address.
  */
 static bool
-docker_endpoint(DockerEndpoint *ep, char **error)
+docker_endpoint(const DockerDaemon *d, DockerEndpoint *ep, char **error)
 {
-	const char *spec = wsctl_docker_host;
+	const char *spec = *d->host;
 
 	memset(ep, 0, sizeof(*ep));
 	if (spec != NULL && strncmp(spec, "unix://", 7) == 0)
 	{
 		if (spec[7] != '/')
 		{
-			*error = pstrdup("wsctl.docker_host: the unix socket path must be absolute");
+			*error = psprintf("%s: the unix socket path must be absolute", d->setting);
 			return false;
 		}
 		ep->base_url = "http://localhost";
@@ -240,12 +241,12 @@ docker_endpoint(DockerEndpoint *ep, char **error)
 
 		if (strchr(hostport, '@') != NULL)
 		{
-			*error = pstrdup("wsctl.docker_host must not contain user information");
+			*error = psprintf("%s must not contain user information", d->setting);
 			return false;
 		}
 		if (colon == NULL)
 		{
-			*error = pstrdup("wsctl.docker_host: a tcp:// host needs a port");
+			*error = psprintf("%s: a tcp:// host needs a port", d->setting);
 			return false;
 		}
 		host = pnstrdup(hostport, colon - hostport);
@@ -254,19 +255,19 @@ docker_endpoint(DockerEndpoint *ep, char **error)
 		if (errno != 0 || end == colon + 1 || *end != '\0' ||
 			port < 1 || port > 65535)
 		{
-			*error = pstrdup("wsctl.docker_host: invalid port");
+			*error = psprintf("%s: invalid port", d->setting);
 			return false;
 		}
 		if (!http_host_is_loopback(host))
 		{
-			*error = psprintf("wsctl.docker_host: \"%s\" is not a loopback address literal (only 127.0.0.0/8 and [::1] are allowed)",
-							  docker_short_text(host));
+			*error = psprintf("%s: \"%s\" is not a loopback address literal (only 127.0.0.0/8 and [::1] are allowed)",
+							  d->setting, docker_short_text(host));
 			return false;
 		}
 		ep->base_url = psprintf("http://%s:%ld", host, port);
 		return true;
 	}
-	*error = pstrdup("wsctl.docker_host must be unix:///path or tcp://127.0.0.1:PORT");
+	*error = psprintf("%s must be unix:///path or tcp://127.0.0.1:PORT", d->setting);
 	return false;
 }
 
@@ -320,7 +321,7 @@ docker_classify(const char *method, const char *path, const char *socket_path,
  * query (or NULL) goes after '?'; body (or NULL) is JSON.
  */
 static DockerReply
-docker_call(const char *method, const char *path, const char *query,
+docker_call(const DockerDaemon *d, const char *method, const char *path, const char *query,
 			const char *body, long timeout_ms)
 {
 	DockerReply reply;
@@ -330,7 +331,7 @@ docker_call(const char *method, const char *path, const char *query,
 	char	   *error = NULL;
 
 	memset(&reply, 0, sizeof(reply));
-	if (!docker_endpoint(&ep, &error))
+	if (!docker_endpoint(d, &ep, &error))
 	{
 		reply.result = docker_failure(DOCKER_ACTION_FAILED, 0, NULL, error);
 		reply.body = makeStringInfo();
@@ -487,7 +488,7 @@ docker_list_failure(DockerResult result)
 }
 
 DockerResult
-docker_list_containers(List **out)
+docker_list_containers(const DockerDaemon *d, List **out)
 {
 	const char *path = "/containers/json";
 	DockerReply reply;
@@ -496,7 +497,7 @@ docker_list_containers(List **out)
 	List	   *result = NIL;
 
 	*out = NIL;
-	reply = docker_call("GET", path,
+	reply = docker_call(d, "GET", path,
 						psprintf("all=true&filters=%s",
 								 http_escape(MANAGED_FILTER)),
 						NULL, HTTP_DEFAULT_TIMEOUT_MS);
@@ -538,7 +539,7 @@ docker_marker_volume_name(uint64 system_identifier)
 }
 
 DockerResult
-docker_create_marker_volume(const char *name)
+docker_create_marker_volume(const DockerDaemon *d, const char *name)
 {
 	DockerReply reply;
 	StringInfoData body;
@@ -548,7 +549,7 @@ docker_create_marker_volume(const char *name)
 	escape_json(&body, name);
 	appendStringInfoString(&body, ",\"Labels\":{\"" LABEL_MANAGED "\":\"true\",\""
 						   LABEL_MARKER "\":\"true\"}}");
-	reply = docker_call("POST", "/volumes/create", NULL, body.data,
+	reply = docker_call(d, "POST", "/volumes/create", NULL, body.data,
 						HTTP_DEFAULT_TIMEOUT_MS);
 	if (reply.result.kind == DOCKER_NOT_FOUND)
 		reply.result.kind = DOCKER_ACTION_FAILED;
@@ -560,7 +561,7 @@ docker_create_marker_volume(const char *name)
  * *out, and in *marker_seen whether the volume named marker is among them.
  */
 DockerResult
-docker_list_volumes(List **out, const char *marker, bool *marker_seen)
+docker_list_volumes(const DockerDaemon *d, List **out, const char *marker, bool *marker_seen)
 {
 	const char *path = "/volumes";
 	DockerReply reply;
@@ -571,7 +572,7 @@ docker_list_volumes(List **out, const char *marker, bool *marker_seen)
 
 	*out = NIL;
 	*marker_seen = false;
-	reply = docker_call("GET", path,
+	reply = docker_call(d, "GET", path,
 						psprintf("filters=%s", http_escape(MANAGED_FILTER)),
 						NULL, HTTP_DEFAULT_TIMEOUT_MS);
 	if (reply.result.kind != DOCKER_OK)
@@ -607,7 +608,7 @@ docker_list_volumes(List **out, const char *marker, bool *marker_seen)
 }
 
 DockerResult
-docker_inspect_container(const char *workspace_id, bool *exists, bool *running)
+docker_inspect_container(const DockerDaemon *d, const char *workspace_id, bool *exists, bool *running)
 {
 	DockerResult result;
 	DockerReply reply;
@@ -622,7 +623,7 @@ docker_inspect_container(const char *workspace_id, bool *exists, bool *running)
 		return result;
 
 	path = container_path(workspace_id, "/json");
-	reply = docker_call("GET", path, NULL, NULL, HTTP_DEFAULT_TIMEOUT_MS);
+	reply = docker_call(d, "GET", path, NULL, NULL, HTTP_DEFAULT_TIMEOUT_MS);
 	if (reply.result.kind == DOCKER_NOT_FOUND)
 		return docker_ok(reply.result.http_status);
 	if (reply.result.kind != DOCKER_OK)
@@ -692,7 +693,7 @@ container_settings_valid(const char *image_ref, DockerResult *result)
 }
 
 DockerResult
-docker_create_container(const char *workspace_id, const char *image_ref)
+docker_create_container(const DockerDaemon *d, const char *workspace_id, const char *image_ref)
 {
 	DockerResult result;
 	DockerReply reply;
@@ -703,7 +704,7 @@ docker_create_container(const char *workspace_id, const char *image_ref)
 		return result;
 
 	name = docker_container_name(workspace_id);
-	reply = docker_call("POST", "/containers/create",
+	reply = docker_call(d, "POST", "/containers/create",
 						psprintf("name=%s", http_escape(name)),
 						container_create_body(workspace_id, image_ref),
 						HTTP_LONG_TIMEOUT_MS);
@@ -728,26 +729,26 @@ docker_create_container(const char *workspace_id, const char *image_ref)
 }
 
 DockerResult
-docker_start_container(const char *workspace_id)
+docker_start_container(const DockerDaemon *d, const char *workspace_id)
 {
 	DockerResult result;
 
 	if (!docker_id_valid(workspace_id, &result))
 		return result;
 	/* 304 (already running) is classified as OK */
-	return docker_call("POST", container_path(workspace_id, "/start"), NULL,
+	return docker_call(d, "POST", container_path(workspace_id, "/start"), NULL,
 					   NULL, HTTP_LONG_TIMEOUT_MS).result;
 }
 
 DockerResult
-docker_remove_container(const char *workspace_id)
+docker_remove_container(const DockerDaemon *d, const char *workspace_id)
 {
 	DockerResult result;
 
 	if (!docker_id_valid(workspace_id, &result))
 		return result;
 	/* force: SIGKILL a running container, then remove it */
-	return docker_call("DELETE", container_path(workspace_id, ""), "force=true",
+	return docker_call(d, "DELETE", container_path(workspace_id, ""), "force=true",
 					   NULL, HTTP_LONG_TIMEOUT_MS).result;
 }
 
@@ -782,7 +783,7 @@ volume_check_labels(const char *workspace_id, DockerReply *reply)
 }
 
 DockerResult
-docker_create_volume(const char *workspace_id)
+docker_create_volume(const DockerDaemon *d, const char *workspace_id)
 {
 	DockerResult result;
 	DockerReply reply;
@@ -798,7 +799,7 @@ docker_create_volume(const char *workspace_id)
 	append_labels(&body, workspace_id);
 	appendStringInfoChar(&body, '}');
 
-	reply = docker_call("POST", "/volumes/create", NULL, body.data,
+	reply = docker_call(d, "POST", "/volumes/create", NULL, body.data,
 						HTTP_DEFAULT_TIMEOUT_MS);
 	if (reply.result.kind == DOCKER_NOT_FOUND)
 		reply.result.kind = DOCKER_ACTION_FAILED;	/* e.g. unknown driver */
@@ -808,19 +809,19 @@ docker_create_volume(const char *workspace_id)
 }
 
 DockerResult
-docker_remove_volume(const char *workspace_id)
+docker_remove_volume(const DockerDaemon *d, const char *workspace_id)
 {
 	DockerResult result;
 
 	if (!docker_id_valid(workspace_id, &result))
 		return result;
 	/* 404 -> NOT_FOUND; 409 (in use by a container) -> ACTION_FAILED */
-	return docker_call("DELETE", volume_path(workspace_id), NULL, NULL,
+	return docker_call(d, "DELETE", volume_path(workspace_id), NULL, NULL,
 					   HTTP_DEFAULT_TIMEOUT_MS).result;
 }
 
 DockerResult
-docker_volume_exists(const char *workspace_id, bool *exists)
+docker_volume_exists(const DockerDaemon *d, const char *workspace_id, bool *exists)
 {
 	DockerResult result;
 	DockerReply reply;
@@ -829,7 +830,7 @@ docker_volume_exists(const char *workspace_id, bool *exists)
 	if (!docker_id_valid(workspace_id, &result))
 		return result;
 
-	reply = docker_call("GET", volume_path(workspace_id), NULL, NULL,
+	reply = docker_call(d, "GET", volume_path(workspace_id), NULL, NULL,
 						HTTP_DEFAULT_TIMEOUT_MS);
 	if (reply.result.kind == DOCKER_NOT_FOUND)
 		return docker_ok(reply.result.http_status);
@@ -859,7 +860,7 @@ job_container_path(const char *workspace_id, const char *suffix)
 }
 
 DockerResult
-docker_create_job_container(const char *workspace_id, const char *image_ref)
+docker_create_job_container(const DockerDaemon *d, const char *workspace_id, const char *image_ref)
 {
 	DockerResult result;
 	DockerReply reply;
@@ -883,7 +884,7 @@ docker_create_job_container(const char *workspace_id, const char *image_ref)
 	/* NoCopy: the image's files must never be copied into a home */
 	appendStringInfoString(&buf, ",\"Target\":\"/data\",\"VolumeOptions\":{\"NoCopy\":true}}]}}");
 
-	reply = docker_call("POST", "/containers/create",
+	reply = docker_call(d, "POST", "/containers/create",
 						psprintf("name=%s", http_escape(docker_job_container_name(workspace_id))),
 						buf.data, HTTP_LONG_TIMEOUT_MS);
 	result = reply.result;
@@ -896,13 +897,13 @@ docker_create_job_container(const char *workspace_id, const char *image_ref)
 }
 
 DockerResult
-docker_remove_job_container(const char *workspace_id)
+docker_remove_job_container(const DockerDaemon *d, const char *workspace_id)
 {
 	DockerResult result;
 
 	if (!docker_id_valid(workspace_id, &result))
 		return result;
-	result = docker_call("DELETE", job_container_path(workspace_id, ""), "force=true",
+	result = docker_call(d, "DELETE", job_container_path(workspace_id, ""), "force=true",
 						 NULL, HTTP_LONG_TIMEOUT_MS).result;
 	if (result.kind == DOCKER_NOT_FOUND)
 		return docker_ok(result.http_status);
@@ -914,7 +915,7 @@ docker_remove_job_container(const char *workspace_id)
  * /data) or written (PUT, path /: entries are named data/...).
  */
 bool
-docker_archive_endpoint(const char *workspace_id, bool put, char **url,
+docker_archive_endpoint(const DockerDaemon *d, const char *workspace_id, bool put, char **url,
 						char **socket_path, DockerResult *error)
 {
 	DockerEndpoint ep;
@@ -922,7 +923,7 @@ docker_archive_endpoint(const char *workspace_id, bool put, char **url,
 
 	if (!docker_id_valid(workspace_id, error))
 		return false;
-	if (!docker_endpoint(&ep, &message))
+	if (!docker_endpoint(d, &ep, &message))
 	{
 		*error = docker_failure(DOCKER_ACTION_FAILED, 0, NULL, message);
 		return false;

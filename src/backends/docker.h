@@ -30,6 +30,16 @@ typedef struct DockerResult
 	char	   *message;		/* human-readable, never NULL when kind != OK */
 } DockerResult;
 
+/*
+ * One Docker daemon: the setting that names it (for messages) and the
+ * setting's variable, read at each call so a reload takes effect.
+ */
+typedef struct DockerDaemon
+{
+	const char *setting;		/* "wsctl.docker_host" */
+	char	  **host;			/* the GUC variable */
+} DockerDaemon;
+
 /* One workspace-managed container as listed by Docker. */
 typedef struct DockerContainer
 {
@@ -46,30 +56,30 @@ extern char *docker_volume_name(const char *workspace_id);
  * Listing: ONE API call each, filtered by label wsctl.managed=true.
  * On success *out is a List of DockerContainer* / of char* workspace ids.
  */
-extern DockerResult docker_list_containers(List **out);
-extern DockerResult docker_list_volumes(List **out, const char *marker, bool *marker_seen);
+extern DockerResult docker_list_containers(const DockerDaemon *d, List **out);
+extern DockerResult docker_list_volumes(const DockerDaemon *d, List **out, const char *marker, bool *marker_seen);
 extern char *docker_marker_volume_name(uint64 system_identifier);
-extern DockerResult docker_create_marker_volume(const char *name);
+extern DockerResult docker_create_marker_volume(const DockerDaemon *d, const char *name);
 
 /* Containers */
-extern DockerResult docker_inspect_container(const char *workspace_id,
+extern DockerResult docker_inspect_container(const DockerDaemon *d, const char *workspace_id,
 											 bool *exists, bool *running);
-extern DockerResult docker_create_container(const char *workspace_id,
+extern DockerResult docker_create_container(const DockerDaemon *d, const char *workspace_id,
 											const char *image_ref);
-extern DockerResult docker_start_container(const char *workspace_id);
-extern DockerResult docker_remove_container(const char *workspace_id);	/* kill + remove, force */
+extern DockerResult docker_start_container(const DockerDaemon *d, const char *workspace_id);
+extern DockerResult docker_remove_container(const DockerDaemon *d, const char *workspace_id);	/* kill + remove, force */
 
 /* Volumes */
-extern DockerResult docker_create_volume(const char *workspace_id);
-extern DockerResult docker_remove_volume(const char *workspace_id);
-extern DockerResult docker_volume_exists(const char *workspace_id, bool *exists);
+extern DockerResult docker_create_volume(const DockerDaemon *d, const char *workspace_id);
+extern DockerResult docker_remove_volume(const DockerDaemon *d, const char *workspace_id);
+extern DockerResult docker_volume_exists(const DockerDaemon *d, const char *workspace_id, bool *exists);
 
 /* The storage job's helper container ws-{id}-job (created, never started). */
 extern char *docker_job_container_name(const char *workspace_id);
-extern DockerResult docker_create_job_container(const char *workspace_id,
+extern DockerResult docker_create_job_container(const DockerDaemon *d, const char *workspace_id,
 												const char *image_ref);
-extern DockerResult docker_remove_job_container(const char *workspace_id); /* absent = OK */
-extern bool docker_archive_endpoint(const char *workspace_id, bool put, char **url,
+extern DockerResult docker_remove_job_container(const DockerDaemon *d, const char *workspace_id); /* absent = OK */
+extern bool docker_archive_endpoint(const DockerDaemon *d, const char *workspace_id, bool put, char **url,
 									char **socket_path, DockerResult *error);
 
 /* Count of HTTP requests made since process start (benchmarks, wsctl.workers). */
@@ -79,5 +89,6 @@ extern uint64 docker_request_count(void);
 extern char *wsctl_docker_host;
 extern char *wsctl_container_network;
 extern char *wsctl_container_mount_path;
+extern char *wsctl_remote_docker_host;
 
 #endif							/* WSCTL_DOCKER_H */

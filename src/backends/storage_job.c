@@ -522,7 +522,8 @@ archive_entries(ArchiveRun *run, char **error)
 }
 
 OpOutcome
-storage_archive(const char *workspace_id, const char *key, int progress_slot)
+storage_archive(const DockerDaemon *d, const char *workspace_id, const char *key,
+				int progress_slot)
 {
 	Progress	progress = {progress_slot, 0, -1, 0, 0};
 	StreamSource *src = palloc0(sizeof(StreamSource));
@@ -537,7 +538,7 @@ storage_archive(const char *workspace_id, const char *key, int progress_slot)
 	bool		ok;
 	S3Result	r;
 
-	if (!docker_archive_endpoint(workspace_id, false, &url, &socket_path, &dr))
+	if (!docker_archive_endpoint(d, workspace_id, false, &url, &socket_path, &dr))
 		return op_failed("ActionFailed", NULL, dr.message);
 	target.url = url;
 	target.unix_socket_path = socket_path;
@@ -697,7 +698,8 @@ restore_entries(RestoreRun *run, char **error)
 }
 
 OpOutcome
-storage_restore(const char *workspace_id, const char *key, int64 object_size,
+storage_restore(const DockerDaemon *d, const char *workspace_id, const char *key,
+				int64 object_size,
 				const char *expected_sha256, int progress_slot)
 {
 	Progress	progress = {progress_slot, 0, object_size, 0, 0};
@@ -717,7 +719,7 @@ storage_restore(const char *workspace_id, const char *key, int64 object_size,
 	sr = s3_sign_get(key, &sreq);
 	if (sr.kind != S3_OK)
 		return s3_outcome(sr, "reading the archive");
-	if (!docker_archive_endpoint(workspace_id, true, (char **) &put.url,
+	if (!docker_archive_endpoint(d, workspace_id, true, (char **) &put.url,
 								 (char **) &put.unix_socket_path, &dr))
 		return op_failed("ActionFailed", NULL, dr.message);
 	get.url = sreq.url;

@@ -12,24 +12,15 @@
 
 #include "postgres.h"
 
-#include "operation.h"
-
-/* Settings (GUC variables, defined in wsctl.c). */
-extern int	wsctl_archive_compression;	/* WSCTL_COMPRESSION_* */
-extern int	wsctl_archive_part_size_kb;
-
-#define WSCTL_COMPRESSION_ZSTD 0
-#define WSCTL_COMPRESSION_GZIP 1
-
-/* "home.tar.zst" or "home.tar.gz", as wsctl.archive_compression says. */
-extern const char *storage_archive_file_name(void);
+#include "archive_store.h"
+#include "docker.h"
 
 /*
  * Uploads the volume (mounted at /data in ws-{id}-job, which must exist)
  * to key, then key.meta = "sha256:<hex>" (the commit marker, last).
  * progress_slot is the operation slot that shows the bytes moved.
  */
-extern OpOutcome storage_archive(const char *workspace_id, const char *key,
+extern OpOutcome storage_archive(const DockerDaemon *d, const char *workspace_id, const char *key,
 								 int progress_slot);
 
 /*
@@ -37,17 +28,8 @@ extern OpOutcome storage_archive(const char *workspace_id, const char *key,
  * empty volume), checking the meta's SHA-256 and every entry. On failure
  * the volume's content is unverified: the caller removes it.
  */
-extern OpOutcome storage_restore(const char *workspace_id, const char *key,
+extern OpOutcome storage_restore(const DockerDaemon *d, const char *workspace_id, const char *key,
 								 int64 object_size, const char *expected_sha256,
 								 int progress_slot);
-
-/* Reads key.meta: the hex SHA-256 it names, or a DataLost/Unreachable outcome. */
-extern OpOutcome storage_read_meta(const char *key, char **sha256_hex);
-
-/* Whether key and key.meta are both in the bucket (a retried archive's HEAD check). */
-extern OpOutcome storage_archive_present(const char *key, bool *present);
-
-/* Before a restore: the meta's SHA-256 and the object's size; DataLost if either is missing. */
-extern OpOutcome storage_check_archive(const char *key, int64 *size, char **sha256_hex);
 
 #endif							/* WSCTL_STORAGE_JOB_H */

@@ -22,8 +22,9 @@ CREATE TYPE wsctl.operation AS ENUM
 	('NONE', 'PROVISIONING', 'RESTORING', 'STARTING', 'STOPPING', 'ARCHIVING', 'DELETING');
 COMMENT ON TYPE wsctl.operation IS 'Operation in progress on a workspace; NONE when stable';
 
-CREATE TYPE wsctl.instance_backend AS ENUM ('local-docker', 'k8s');
-COMMENT ON TYPE wsctl.instance_backend IS 'Where the workspace container runs';
+CREATE TYPE wsctl.instance_backend AS ENUM ('local-docker', 'k8s', 'remote-docker');
+COMMENT ON TYPE wsctl.instance_backend IS
+	'Where the workspace container runs: local-docker (wsctl.docker_host), remote-docker (a second daemon, wsctl.remote_docker_host); k8s is designed, not built';
 
 CREATE TYPE wsctl.storage_backend AS ENUM ('docker-volume', 'minio');
 COMMENT ON TYPE wsctl.storage_backend IS 'Where the workspace home volume lives';

@@ -116,18 +116,19 @@ CREATE TABLE wsctl.operation_attempts (
 COMMENT ON TABLE wsctl.operation_attempts IS
 	'Attempts at the operations in flight or failed: launched by the reconciler, finished with the worker''s outcome';
 
--- The HealthMonitor's heartbeat: one row, rewritten by every complete tick
+-- The HealthMonitor's heartbeat: one row per instance backend, rewritten
+-- by every complete tick of that backend's site
 -- (wsctl._record_observations), instead of every workspace's observed_at.
--- observed_at is when the tick listed Docker; skipped names the watched
--- workspaces the tick could not record (held by another session, or a
--- failed write), which that tick did not observe. wsctl._observed_at()
--- reads it. A tick that fails (Docker unreachable, the wrong daemon)
--- leaves it alone, so the heartbeat stops as observation stops.
+-- observed_at is when the tick listed the site; skipped names the watched
+-- workspaces of the site the tick could not record (held by another
+-- session, or a failed write), which that tick did not observe.
+-- wsctl._observed_at() reads it. A site whose tick fails (its daemon
+-- unreachable, the wrong daemon) keeps its row as it was, so the heartbeat
+-- of that site stops as its observation stops; the other sites go on.
 CREATE TABLE wsctl.health_observation (
-	singleton   bool PRIMARY KEY DEFAULT true CHECK (singleton),
-	observed_at timestamptz,
-	skipped     uuid[] NOT NULL DEFAULT '{}'
+	instance_backend wsctl.instance_backend PRIMARY KEY,
+	observed_at      timestamptz,
+	skipped          uuid[] NOT NULL DEFAULT '{}'
 );
 COMMENT ON TABLE wsctl.health_observation IS
-	'HealthMonitor heartbeat (one row): when the last complete tick listed Docker, and the workspaces it skipped';
-INSERT INTO wsctl.health_observation DEFAULT VALUES;
+	'HealthMonitor heartbeat, one row per instance backend: when the last complete tick listed its site, and the workspaces it skipped';

@@ -31,6 +31,13 @@ LANGUAGE c VOLATILE
 AS 'MODULE_PATHNAME', 'wsctl_worker_status';
 COMMENT ON FUNCTION wsctl._worker_status() IS 'Data of the wsctl.workers view, from shared memory';
 
+CREATE FUNCTION wsctl._backend_enabled(instance_backend text, storage_backend text)
+RETURNS bool
+LANGUAGE c STABLE STRICT
+AS 'MODULE_PATHNAME', 'wsctl_backend_enabled';
+COMMENT ON FUNCTION wsctl._backend_enabled(text, text) IS
+	'Whether wsctl.so implements this instance_backend / storage_backend pair and its setting enables it (remote-docker: wsctl.remote_docker_host set)';
+
 CREATE VIEW wsctl.workers AS SELECT * FROM wsctl._worker_status();
 COMMENT ON VIEW wsctl.workers IS
 	'wsctl background workers: each component (pid, leader, ticks, last error) and each busy operation worker';

@@ -201,8 +201,9 @@ AS $$
 			THEN w.observed_at		-- no longer watched
 		ELSE greatest(w.observed_at,
 					  (SELECT h.observed_at FROM wsctl.health_observation AS h
-						WHERE NOT (w.id = ANY (h.skipped))))
+						WHERE h.instance_backend = w.instance_backend
+						  AND NOT (w.id = ANY (h.skipped))))
 	END
 $$;
 COMMENT ON FUNCTION wsctl._observed_at(wsctl.workspaces) IS
-	'Last observation of a workspace: its observed_at or, when later and it was covered, the HealthMonitor heartbeat (wsctl.health_observation)';
+	'Last observation of a workspace: its observed_at or, when later and it was covered, the HealthMonitor heartbeat of its instance backend (wsctl.health_observation)';

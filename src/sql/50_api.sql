@@ -264,13 +264,33 @@ $$;
 COMMENT ON FUNCTION wsctl._check_archiving_available(wsctl.workspaces, wsctl.status) IS
 	'0A000 for a request that would start ARCHIVING while no object storage is configured (wsctl.s3_endpoint empty)';
 
+CREATE FUNCTION wsctl._check_backend(instance_backend wsctl.instance_backend)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+BEGIN
+	PERFORM wsctl._check_not_null('instance_backend', instance_backend IS NULL);
+	IF NOT wsctl._backend_enabled(instance_backend::text, 'docker-volume') THEN
+		RAISE EXCEPTION 'instance backend % is not available', instance_backend
+			USING ERRCODE = '0A000',
+				  DETAIL = CASE instance_backend::text
+					WHEN 'remote-docker' THEN 'wsctl.remote_docker_host is empty.'
+					ELSE 'This wsctl.so has no implementation of it (docs/kubernetes.md describes the k8s backend).' END,
+				  HINT = 'Use local-docker, or set wsctl.remote_docker_host for remote-docker.';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION wsctl._check_backend(wsctl.instance_backend) IS
+	'0A000 for an instance backend that is not built (k8s) or not enabled (remote-docker without wsctl.remote_docker_host)';
+
 -- API -----------------------------------------------------------------------
 
 CREATE FUNCTION wsctl.create_workspace(owner_user_id uuid, name text, image_ref text,
 									   desired_state wsctl.status DEFAULT 'RUNNING',
 									   description text DEFAULT NULL, memo text DEFAULT NULL,
 									   standby_ttl_seconds int DEFAULT 300,
-									   archive_ttl_seconds int DEFAULT 86400)
+									   archive_ttl_seconds int DEFAULT 86400,
+									   instance_backend wsctl.instance_backend DEFAULT 'local-docker')
 RETURNS wsctl.workspace_info
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -287,6 +307,7 @@ BEGIN
 	PERFORM wsctl._check_length('description', description, 4096);
 	PERFORM wsctl._check_length('memo', memo, 65536);
 	PERFORM wsctl._check_ttls(standby_ttl_seconds, archive_ttl_seconds);
+	PERFORM wsctl._check_backend(create_workspace.instance_backend);
 
 	IF desired_state = 'RUNNING' THEN
 		PERFORM wsctl._lock_running_slots();
@@ -294,10 +315,11 @@ BEGIN
 	END IF;
 
 	INSERT INTO wsctl.workspaces AS x
-		(id, owner_user_id, name, description, memo, image_ref, home_store_key,
-		 desired_state, standby_ttl_seconds, archive_ttl_seconds)
+		(id, owner_user_id, name, description, memo, image_ref, instance_backend,
+		 storage_backend, home_store_key, desired_state, standby_ttl_seconds, archive_ttl_seconds)
 	VALUES
-		(new_id, owner_user_id, name, description, memo, image_ref, 'ws-' || new_id::text || '-home',
+		(new_id, owner_user_id, name, description, memo, image_ref, create_workspace.instance_backend,
+		 'docker-volume', 'ws-' || new_id::text || '-home',
 		 desired_state, standby_ttl_seconds, archive_ttl_seconds)
 	RETURNING x.* INTO w;
 
@@ -305,8 +327,8 @@ BEGIN
 	RETURN wsctl._info(w);
 END
 $$;
-COMMENT ON FUNCTION wsctl.create_workspace(uuid, text, text, wsctl.status, text, text, int, int) IS
-	'Creates a workspace (observed PENDING) that the workers bring to desired_state. WS422 bad input, WS429 running limit';
+COMMENT ON FUNCTION wsctl.create_workspace(uuid, text, text, wsctl.status, text, text, int, int, wsctl.instance_backend) IS
+	'Creates a workspace (observed PENDING) on instance_backend that the workers bring to desired_state. WS422 bad input, WS429 running limit, 0A000 backend not available';
 
 CREATE FUNCTION wsctl.set_desired_state(workspace_id uuid, desired_state wsctl.status)
 RETURNS wsctl.workspace_info

@@ -1,17 +1,20 @@
--- 70_observation.sql: what the HealthMonitor writes after each look at Docker.
+-- 70_observation.sql: what the HealthMonitor writes after each look at a
+-- backend site.
 --
--- The worker lists containers and volumes (one Docker call each) and hands
--- the lists to _record_observations(), which applies observe_status() to
--- every workspace that still needs watching. Idle costs nothing per
+-- For each enabled site the worker lists instances and homes (one call
+-- each: Docker containers and volumes) and hands the lists to
+-- _record_observations(), which applies observe_status() to every
+-- workspace of that instance backend that still needs watching. Idle costs nothing per
 -- workspace: only rows whose observation differs from what they record (or
 -- that were never observed) are locked and written, one subtransaction
 -- each, so that one bad row never costs the tick; every other row is
--- covered by the tick's single heartbeat row, wsctl.health_observation
+-- covered by the site's single heartbeat row, wsctl.health_observation
 -- (wsctl._observed_at() combines the two). A row that must change but is
 -- held by another session is skipped (SKIP LOCKED) and named in the
 -- heartbeat, so it does not count as observed by this tick.
 
-CREATE FUNCTION wsctl._record_observations(container_ids uuid[], container_running bool[],
+CREATE FUNCTION wsctl._record_observations(backend wsctl.instance_backend,
+										   container_ids uuid[], container_running bool[],
 										   volume_ids uuid[], observed_at timestamptz)
 RETURNS int
 LANGUAGE plpgsql
@@ -44,7 +47,8 @@ BEGIN
 					 FROM wsctl.workspaces AS x
 					 LEFT JOIN c ON c.id = x.id
 					 LEFT JOIN v ON v.id = x.id
-					WHERE x.deleted_at IS NULL OR x.observed_status <> 'DELETED' OR x.operation <> 'NONE')
+					WHERE x.instance_backend = backend
+					  AND (x.deleted_at IS NULL OR x.observed_status <> 'DELETED' OR x.operation <> 'NONE'))
 		SELECT o.id, o.has_c, o.running, o.has_v
 		  FROM o
 		 WHERE o.seen_at IS NULL
@@ -82,15 +86,17 @@ BEGIN
 		END;
 	END LOOP;
 
-	-- The heartbeat: every watched row not named in skipped agrees with
-	-- this tick's listing.
-	UPDATE wsctl.health_observation AS h
-	   SET observed_at = _record_observations.observed_at, skipped = skipped_ids;
+	-- The heartbeat: every watched row of the site not named in skipped
+	-- agrees with this tick's listing.
+	INSERT INTO wsctl.health_observation AS h (instance_backend, observed_at, skipped)
+	VALUES (backend, _record_observations.observed_at, skipped_ids)
+	ON CONFLICT (instance_backend)
+	DO UPDATE SET observed_at = excluded.observed_at, skipped = excluded.skipped;
 	RETURN changed;
 END
 $$;
-COMMENT ON FUNCTION wsctl._record_observations(uuid[], bool[], uuid[], timestamptz) IS
-	'HealthMonitor write: observe_status() for every watched workspace from one listing of containers and volumes; writes only the rows whose observation changed (or never observed) and the heartbeat; returns how many statuses changed';
+COMMENT ON FUNCTION wsctl._record_observations(wsctl.instance_backend, uuid[], bool[], uuid[], timestamptz) IS
+	'HealthMonitor write: observe_status() for every watched workspace of one instance backend from one listing of its site''s instances and homes; writes only the rows whose observation changed (or never observed) and the site''s heartbeat; returns how many statuses changed';
 
 CREATE FUNCTION wsctl.invariant_error(violation text, operation wsctl.operation,
 									  container_exists bool, volume_exists bool, archive_key text)
@@ -113,13 +119,14 @@ $$;
 COMMENT ON FUNCTION wsctl.invariant_error(text, wsctl.operation, bool, bool, text) IS
 	'error_info the HealthMonitor records for an invariant violation (ContainerWithoutVolume, DataLost)';
 
-CREATE FUNCTION wsctl._docker_resources_expected()
+CREATE FUNCTION wsctl._backend_resources_expected(backend wsctl.instance_backend)
 RETURNS bool
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT EXISTS (SELECT 1 FROM wsctl.workspaces AS x
-					WHERE x.observed_status IN ('STANDBY', 'RUNNING'))
+					WHERE x.instance_backend = backend
+					  AND x.observed_status IN ('STANDBY', 'RUNNING'))
 $$;
-COMMENT ON FUNCTION wsctl._docker_resources_expected() IS
-	'Whether some workspace is observed STANDBY or RUNNING, i.e. has resources on Docker (the HealthMonitor creates its marker volume only when none does)';
+COMMENT ON FUNCTION wsctl._backend_resources_expected(wsctl.instance_backend) IS
+	'Whether some workspace of this instance backend is observed STANDBY or RUNNING, i.e. has resources on its site (the HealthMonitor creates the site''s marker only when none does)';

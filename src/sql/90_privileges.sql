@@ -36,7 +36,7 @@ GRANT SELECT ON wsctl.operation_progress TO wsctl_api;
 GRANT SELECT ON wsctl.health_observation TO wsctl_api;
 
 GRANT EXECUTE ON FUNCTION
-	wsctl.create_workspace(uuid, text, text, wsctl.status, text, text, int, int),
+	wsctl.create_workspace(uuid, text, text, wsctl.status, text, text, int, int, wsctl.instance_backend),
 	wsctl.set_desired_state(uuid, wsctl.status),
 	wsctl.delete_workspace(uuid),
 	wsctl.update_workspace(uuid, text, text, text, int, int),

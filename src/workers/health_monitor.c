@@ -1,12 +1,13 @@
 /*
  * health_monitor.c: the HealthMonitor background worker.
  *
- * Each tick makes exactly two Docker calls, one listing the managed
- * volumes and one the managed containers, whatever the number of
- * workspaces, and hands both lists to wsctl._record_observations(), which
- * applies the priority table (observe_status) to every watched workspace.
- * A failed Docker call skips the whole tick: the HealthMonitor never writes
- * a guess. It ticks every wsctl.health_interval, and at once when an
+ * Each tick looks at every enabled backend site (backend.h) with exactly
+ * two calls, one listing its homes and one its instances, whatever the
+ * number of workspaces, and hands both lists to
+ * wsctl._record_observations(), which applies the priority table
+ * (observe_status) to every watched workspace of that site. A failed call
+ * skips that site's part of the tick: the HealthMonitor never writes a
+ * guess, and one site's outage does not stop the others' observation. It ticks every wsctl.health_interval, and at once when an
  * operation worker asks for an observation.
  */
 #include "postgres.h"
@@ -22,12 +23,12 @@
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
-#include "docker.h"
+#include "backend.h"
 #include "shmem.h"
 #include "worker_common.h"
 #include "workers.h"
 
-/* Docker labels carry any string; only a canonical uuid is a workspace id. */
+/* Backend labels carry any string; only a canonical uuid is a workspace id. */
 static bool
 looks_like_uuid(const char *s)
 {
@@ -49,76 +50,116 @@ uuid_datum(const char *s)
 	return DirectFunctionCall1(uuid_in, CStringGetDatum(s));
 }
 
-/* The workspace container itself is ws-{id}; helper containers are not. */
+/*
+ * Whether the database's wsctl has the per-site functions (0.3.0). Between
+ * installing a new wsctl.so and ALTER EXTENSION UPDATE a database keeps
+ * working (docs/decisions.md, "One library for all versions"): at 0.2.0 it
+ * has only the local-docker site and the functions without a backend
+ * argument. Called inside the caller's transaction.
+ */
 static bool
-is_workspace_container(const DockerContainer *c)
+schema_has_sites(void)
 {
-	return looks_like_uuid(c->workspace_id) &&
-		strcmp(c->name, docker_container_name(c->workspace_id)) == 0;
+	bool		isnull;
+	int			ret = SPI_execute("SELECT to_regprocedure('wsctl._backend_resources_expected(wsctl.instance_backend)') IS NOT NULL",
+								  true, 1);
+
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "wsctl health_monitor: reading the catalog failed: %s",
+			 SPI_result_code_string(ret));
+	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* Before ALTER EXTENSION UPDATE to 0.3.0 only local-docker can be observed. */
+static void
+refuse_old_schema(const BackendSite *site)
+{
+	if (strcmp(site->instance_backend, "local-docker") != 0)
+		ereport(ERROR,
+				(errmsg("%s cannot be observed: the extension in this database is older than 0.3.0",
+						site->instance_backend),
+				 errhint("Run ALTER EXTENSION wsctl UPDATE.")));
 }
 
 static void
-record_observations(List *containers, List *volumes, TimestampTz observed_at,
-					int *changed)
+record_observations(const BackendSite *site, List *instances, List *homes,
+					TimestampTz observed_at, int *changed)
 {
 	int			nc = 0,
 				nv = 0;
-	Datum	   *cids = palloc(sizeof(Datum) * (list_length(containers) + 1));
-	Datum	   *crun = palloc(sizeof(Datum) * (list_length(containers) + 1));
-	Datum	   *vids = palloc(sizeof(Datum) * (list_length(volumes) + 1));
+	Datum	   *cids = palloc(sizeof(Datum) * (list_length(instances) + 1));
+	Datum	   *crun = palloc(sizeof(Datum) * (list_length(instances) + 1));
+	Datum	   *vids = palloc(sizeof(Datum) * (list_length(homes) + 1));
 	ListCell   *lc;
-	Datum		args[4];
-	Oid			types[4] = {UUIDARRAYOID, BOOLARRAYOID, UUIDARRAYOID, TIMESTAMPTZOID};
+	Datum		args[5];
+	Oid			types[5] = {TEXTOID, UUIDARRAYOID, BOOLARRAYOID, UUIDARRAYOID, TIMESTAMPTZOID};
 	bool		isnull;
 	int			ret;
 
-	foreach(lc, containers)
+	foreach(lc, instances)
 	{
-		DockerContainer *c = lfirst(lc);
+		ObservedInstance *c = lfirst(lc);
 
-		if (!is_workspace_container(c))
+		if (!looks_like_uuid(c->workspace_id))
 			continue;
 		cids[nc] = uuid_datum(c->workspace_id);
 		crun[nc++] = BoolGetDatum(c->running);
 	}
-	foreach(lc, volumes)
+	foreach(lc, homes)
 	{
 		const char *id = lfirst(lc);
 
 		if (looks_like_uuid(id))
 			vids[nv++] = uuid_datum(id);
 	}
-	args[0] = PointerGetDatum(construct_array(cids, nc, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
-	args[1] = PointerGetDatum(construct_array(crun, nc, BOOLOID, 1, true, TYPALIGN_CHAR));
-	args[2] = PointerGetDatum(construct_array(vids, nv, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
-	args[3] = TimestampTzGetDatum(observed_at);
+	args[0] = CStringGetTextDatum(site->instance_backend);
+	args[1] = PointerGetDatum(construct_array(cids, nc, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+	args[2] = PointerGetDatum(construct_array(crun, nc, BOOLOID, 1, true, TYPALIGN_CHAR));
+	args[3] = PointerGetDatum(construct_array(vids, nv, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+	args[4] = TimestampTzGetDatum(observed_at);
 
 	wsctl_xact_begin("wsctl health_monitor: recording observations");
-	ret = SPI_execute_with_args("SELECT wsctl._record_observations($1, $2, $3, $4)",
-								4, types, args, NULL, false, 1);
+	if (schema_has_sites())
+		ret = SPI_execute_with_args("SELECT wsctl._record_observations($1::wsctl.instance_backend, $2, $3, $4, $5)",
+									5, types, args, NULL, false, 1);
+	else
+	{
+		refuse_old_schema(site);
+		ret = SPI_execute_with_args("SELECT wsctl._record_observations($1, $2, $3, $4)",
+									4, types + 1, args + 1, NULL, false, 1);
+	}
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "wsctl health_monitor: _record_observations failed: %s",
 			 SPI_result_code_string(ret));
-	*changed = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-										   SPI_tuptable->tupdesc, 1, &isnull));
+	*changed += DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+											SPI_tuptable->tupdesc, 1, &isnull));
 	wsctl_xact_commit();
 }
 
 /*
- * Whether the table expects resources on Docker: a workspace observed
- * STANDBY or RUNNING has a volume somewhere.
+ * Whether the table expects resources on the site: a workspace of it
+ * observed STANDBY or RUNNING has a home there.
  */
 static bool
-resources_expected(void)
+resources_expected(const BackendSite *site)
 {
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(site->instance_backend)};
 	bool		expected;
 	bool		isnull;
 	int			ret;
 
-	wsctl_xact_begin("wsctl health_monitor: checking the Docker daemon");
-	ret = SPI_execute("SELECT wsctl._docker_resources_expected()", true, 1);
+	wsctl_xact_begin("wsctl health_monitor: checking the site's marker");
+	if (schema_has_sites())
+		ret = SPI_execute_with_args("SELECT wsctl._backend_resources_expected($1::wsctl.instance_backend)",
+									1, types, args, NULL, true, 1);
+	else
+	{
+		refuse_old_schema(site);
+		ret = SPI_execute("SELECT wsctl._docker_resources_expected()", true, 1);
+	}
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "wsctl health_monitor: _docker_resources_expected failed: %s",
+		elog(ERROR, "wsctl health_monitor: _backend_resources_expected failed: %s",
 			 SPI_result_code_string(ret));
 	expected = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 										  SPI_tuptable->tupdesc, 1, &isnull));
@@ -127,81 +168,84 @@ resources_expected(void)
 }
 
 /*
- * Whether the listing comes from wsctl's own daemon. A daemon without the
- * cluster's marker volume is another daemon (wsctl.docker_host changed) or
- * a wiped one: believing its empty listing would put every workspace into
- * terminal ERROR, so nothing is written. The marker is created only while
- * the table expects nothing on Docker (a new installation); after a
+ * Whether the listing comes from the site wsctl manages. A site without
+ * the cluster's marker is another one (its setting changed) or a wiped
+ * one: believing its empty listing would put every workspace of the site
+ * into terminal ERROR, so nothing is written. The marker is created only
+ * while the table expects nothing there (a new installation); after a
  * deliberate wipe an operator creates it (docs/operations.md).
  */
 static bool
-daemon_trusted(bool marker_seen, const char *marker)
+site_trusted(const BackendSite *site, bool marker_seen, uint64 sysid)
 {
-	DockerResult r;
+	const StorageProvider *sp = site->storage;
+	OpOutcome	o;
 
 	if (marker_seen)
 		return true;
-	if (resources_expected())
+	if (resources_expected(site))
 		return false;
-	r = docker_create_marker_volume(marker);
-	if (r.kind != DOCKER_OK)
+	o = sp->create_marker(sp, sysid);
+	if (!o.ok)
 	{
 		ereport(WARNING,
-				(errmsg("wsctl health_monitor: could not create the marker volume %s: %s",
-						marker, r.message)));
+				(errmsg("wsctl health_monitor: %s: could not create the %s: %s",
+						site->instance_backend, sp->marker_name(sp, sysid), o.message)));
 		return false;
 	}
-	ereport(LOG, (errmsg("wsctl health_monitor: created the marker volume %s on %s",
-						 marker, wsctl_docker_host)));
+	ereport(LOG, (errmsg("wsctl health_monitor: %s: created the %s on %s",
+						 site->instance_backend, sp->marker_name(sp, sysid),
+						 sp->describe_site(sp))));
 	return true;
 }
 
+/*
+ * One site: homes first, then instances (one call each). A home is created
+ * before its instance and removed after it, so an instance seen in the
+ * second listing had its home during the first: a delete racing with this
+ * tick can never look like an instance without a home. A failed call
+ * skips the site, which writes nothing; the other sites go on.
+ */
 static void
-health_monitor_tick(MemoryContext tick_cxt)
+observe_site(const BackendSite *site, TimestampTz observed_at, MemoryContext tick_cxt,
+			 int *changed)
 {
-	TimestampTz observed_at = GetCurrentTimestamp();
-	uint64		calls_before = docker_request_count();
-	char	   *marker = docker_marker_volume_name(GetSystemIdentifier());
-	List	   *containers = NIL;
-	List	   *volumes = NIL;
+	const StorageProvider *sp = site->storage;
+	const InstanceController *ic = site->instance;
+	uint64		sysid = GetSystemIdentifier();
+	List	   *instances = NIL;
+	List	   *homes = NIL;
 	bool		marker_seen = false;
-	DockerResult r;
-	instr_time	start,
-				elapsed;
-	int			changed = 0;
+	OpOutcome	o;
 
-	/*
-	 * Volumes first, then containers. A workspace's volume is created
-	 * before its container and removed after it, so a container seen in
-	 * the second listing had its volume during the first: a delete racing
-	 * with this tick can never look like a container without a volume.
-	 */
-	INSTR_TIME_SET_CURRENT(start);
-	r = docker_list_volumes(&volumes, marker, &marker_seen);
-	if (r.kind == DOCKER_OK)
-		r = docker_list_containers(&containers);
-	if (r.kind != DOCKER_OK)
+	o = sp->list_homes(sp, sysid, &homes, &marker_seen);
+	if (o.ok)
+		o = ic->list_instances(ic, &instances);
+	if (!o.ok)
 	{
-		ereport(WARNING,
-				(errmsg("wsctl health_monitor: tick skipped, nothing written: %s", r.message)));
-		wsctl_status_error(WSCTL_HEALTH_MONITOR, r.message);
-		wsctl_status_tick(WSCTL_HEALTH_MONITOR, 0, docker_request_count() - calls_before);
+		char	   *message = psprintf("%s: tick skipped, nothing written: %s",
+									   site->instance_backend, o.message);
+
+		ereport(WARNING, (errmsg("wsctl health_monitor: %s", message)));
+		wsctl_status_error(WSCTL_HEALTH_MONITOR, message);
 		return;
 	}
 
 	PG_TRY();
 	{
-		if (daemon_trusted(marker_seen, marker))
-			record_observations(containers, volumes, observed_at, &changed);
+		if (site_trusted(site, marker_seen, sysid))
+			record_observations(site, instances, homes, observed_at, changed);
 		else
 		{
-			char	   *message = psprintf("Docker at %s does not carry this cluster's marker volume %s: "
-										   "another daemon, or a wiped one; nothing written this tick",
-										   wsctl_docker_host, marker);
+			char	   *message = psprintf("%s: %s does not carry this cluster's %s: "
+										   "another site, or a wiped one; nothing written this tick",
+										   site->instance_backend, sp->describe_site(sp),
+										   sp->marker_name(sp, sysid));
 
 			ereport(WARNING,
 					(errmsg("wsctl health_monitor: %s", message),
-					 errhint("Point wsctl.docker_host back at wsctl's daemon; if this daemon was wiped on purpose, create the marker volume (docs/operations.md).")));
+					 errhint("Point %s back at wsctl's daemon; if this daemon was wiped on purpose, create the marker volume (docs/operations.md).",
+							 site->setting)));
 			wsctl_status_error(WSCTL_HEALTH_MONITOR, message);
 		}
 	}
@@ -209,10 +253,30 @@ health_monitor_tick(MemoryContext tick_cxt)
 	{
 		char	   *message = wsctl_xact_abort(tick_cxt);
 
-		ereport(WARNING, (errmsg("wsctl health_monitor: tick failed: %s", message)));
+		ereport(WARNING, (errmsg("wsctl health_monitor: %s: tick failed: %s",
+								 site->instance_backend, message)));
 		wsctl_status_error(WSCTL_HEALTH_MONITOR, message);
 	}
 	PG_END_TRY();
+}
+
+static void
+health_monitor_tick(MemoryContext tick_cxt)
+{
+	TimestampTz observed_at = GetCurrentTimestamp();
+	uint64		calls_before = backend_request_count();
+	instr_time	start,
+				elapsed;
+	int			changed = 0;
+
+	INSTR_TIME_SET_CURRENT(start);
+	for (int i = 0; i < backend_site_count(); i++)
+	{
+		const BackendSite *site = backend_site(i);
+
+		if (site->enabled())
+			observe_site(site, observed_at, tick_cxt, &changed);
+	}
 
 	/* A changed status may complete an operation: tell the reconciler now. */
 	if (changed > 0)
@@ -221,7 +285,7 @@ health_monitor_tick(MemoryContext tick_cxt)
 	INSTR_TIME_SET_CURRENT(elapsed);
 	INSTR_TIME_SUBTRACT(elapsed, start);
 	wsctl_status_tick(WSCTL_HEALTH_MONITOR, INSTR_TIME_GET_MILLISEC(elapsed),
-					  docker_request_count() - calls_before);
+					  backend_request_count() - calls_before);
 }
 
 void

@@ -1,14 +1,15 @@
 /*
  * operation.c: the operation worker, a dynamic background worker that
- * performs one operation of one workspace against Docker, then exits.
+ * performs one operation of one workspace against its backends, then exits.
  *
  * The reconciler claims the operation in the table and starts this worker
  * on an operation slot. The worker reads the workspace (one short
- * transaction), acts on Docker with no transaction open, reports the
- * actuator's outcome in its slot and asks the HealthMonitor to observe at
- * once. It never writes the table: completion is judged from observation
+ * transaction), acts through the InstanceController and StorageProvider of
+ * its instance_backend / storage_backend (backend.h) with no transaction
+ * open, reports the actuator's outcome in its slot and asks the
+ * HealthMonitor to observe at once. It never writes the table: completion is judged from observation
  * by the reconciler, and failures are recorded by the reconciler from the
- * slot. Every Docker step is idempotent, so a retried or repeated
+ * slot. Every backend method is idempotent, so a retried or repeated
  * operation converges to the same resources.
  */
 #include "postgres.h"
@@ -24,10 +25,9 @@
 #include "utils/uuid.h"
 #include "utils/wait_event.h"
 
-#include "docker.h"
+#include "backend.h"
 #include "operation.h"
 #include "shmem.h"
-#include "storage_job.h"
 #include "worker_common.h"
 #include "workers.h"
 
@@ -38,40 +38,42 @@
 static int	my_slot = -1;
 
 static OpOutcome
-act_provisioning(const char *id)
+act_provisioning(const OpTarget *t)
 {
-	DockerResult r = docker_create_volume(id);
+	const StorageProvider *s = t->storage;
+	OpOutcome	o = s->create_home(s, t->id);
 	bool		exists;
 
-	if (r.kind != DOCKER_OK)
-		return op_docker_failed(r, "VOLUME_CREATE_FAILED");
-	r = docker_volume_exists(id, &exists);
-	if (r.kind != DOCKER_OK)
-		return op_docker_failed(r, NULL);
+	if (!o.ok)
+		return o;
+	o = s->home_exists(s, t->id, &exists);
+	if (!o.ok)
+		return o;
 	if (!exists)
-		return op_failed("Mismatch", NULL, psprintf("volume %s is missing after it was created",
-												 docker_volume_name(id)));
+		return op_failed("Mismatch", NULL, psprintf("%s is missing after it was created",
+													 s->describe(s, t->id)));
 	return op_succeeded();
 }
 
-/* Polls until the container runs: start() succeeding is not enough. */
+/* Polls until the instance runs: start() succeeding is not enough. */
 static OpOutcome
-wait_until_running(const char *id)
+wait_until_running(const OpTarget *t)
 {
+	const InstanceController *ic = t->instance;
+
 	for (int waited = 0;; waited += HEALTH_CHECK_POLL_MS)
 	{
-		bool		exists,
-					running;
-		DockerResult r = docker_inspect_container(id, &exists, &running);
+		InstanceState st;
+		OpOutcome	o = ic->get_instance(ic, t->id, &st);
 
-		if (r.kind != DOCKER_OK)
-			return op_docker_failed(r, NULL);
-		if (exists && running)
+		if (!o.ok)
+			return o;
+		if (st.exists && st.running)
 			return op_succeeded();
-		if (!exists || waited >= HEALTH_CHECK_TIMEOUT_MS)
+		if (!st.exists || waited >= HEALTH_CHECK_TIMEOUT_MS)
 			return op_failed("ActionFailed", "HEALTH_CHECK_FAILED",
-						  psprintf("container %s is %s after start", docker_container_name(id),
-								   exists ? "not running" : "gone"));
+							 psprintf("%s is %s after start", ic->describe(ic, t->id),
+									  st.exists ? "not running" : "gone"));
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 HEALTH_CHECK_POLL_MS, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
@@ -80,84 +82,86 @@ wait_until_running(const char *id)
 }
 
 /*
- * Start: the volume must exist (Docker would silently create an empty
- * one); a running container is left alone; one that exists but does not
- * run is removed and created again.
+ * Start (SPEC 6.5): the home must exist (Docker would silently create an
+ * empty volume); a running instance is left alone; one that exists but does
+ * not run is removed and created again.
  */
 static OpOutcome
-act_starting(const char *id, const char *image_ref)
+act_starting(const OpTarget *t)
 {
-	bool		exists,
-				running;
-	DockerResult r = docker_volume_exists(id, &exists);
+	const InstanceController *ic = t->instance;
+	const StorageProvider *s = t->storage;
+	InstanceState st;
+	bool		exists;
+	OpOutcome	o = s->home_exists(s, t->id, &exists);
 
-	if (r.kind != DOCKER_OK)
-		return op_docker_failed(r, NULL);
+	if (!o.ok)
+		return o;
 	if (!exists)
 		return op_failed("Mismatch", "VOLUME_NOT_FOUND",
-					  psprintf("volume %s does not exist", docker_volume_name(id)));
+						 psprintf("%s does not exist", s->describe(s, t->id)));
 
-	r = docker_inspect_container(id, &exists, &running);
-	if (r.kind != DOCKER_OK)
-		return op_docker_failed(r, NULL);
-	if (exists && running)
+	o = ic->get_instance(ic, t->id, &st);
+	if (!o.ok)
+		return o;
+	if (st.exists && st.running)
 		return op_succeeded();
-	if (exists)
+	if (st.exists)
 	{
-		r = docker_remove_container(id);
-		if (r.kind != DOCKER_OK && r.kind != DOCKER_NOT_FOUND)
-			return op_docker_failed(r, NULL);
+		o = ic->remove_instance(ic, t->id);
+		if (!o.ok)
+			return o;
 	}
-	r = docker_create_container(id, image_ref);
-	if (r.kind != DOCKER_OK)
-		return op_docker_failed(r, "CONTAINER_CREATE_FAILED");
-	r = docker_start_container(id);
-	if (r.kind != DOCKER_OK)
-		return op_docker_failed(r, "CONTAINER_START_FAILED");
-	return wait_until_running(id);
+	o = ic->create_instance(ic, t->id, t->image_ref);
+	if (!o.ok)
+		return o;
+	o = ic->start_instance(ic, t->id);
+	if (!o.ok)
+		return o;
+	return wait_until_running(t);
 }
 
 static OpOutcome
-remove_container(const char *id)
+remove_instance(const OpTarget *t)
 {
-	bool		exists,
-				running;
-	DockerResult r = docker_remove_container(id);
+	const InstanceController *ic = t->instance;
+	InstanceState st;
+	OpOutcome	o = ic->remove_instance(ic, t->id);
 
-	if (r.kind != DOCKER_OK && r.kind != DOCKER_NOT_FOUND)
-		return op_docker_failed(r, NULL);
-	r = docker_inspect_container(id, &exists, &running);
-	if (r.kind != DOCKER_OK)
-		return op_docker_failed(r, NULL);
-	if (exists)
-		return op_failed("Mismatch", NULL, psprintf("container %s still exists after removal",
-												 docker_container_name(id)));
+	if (!o.ok)
+		return o;
+	o = ic->get_instance(ic, t->id, &st);
+	if (!o.ok)
+		return o;
+	if (st.exists)
+		return op_failed("Mismatch", NULL, psprintf("%s still exists after removal",
+													 ic->describe(ic, t->id)));
 	return op_succeeded();
 }
 
-/* Delete: the container first, then the volume, never the reverse. */
+/* Delete: the instance first, then the home, never the reverse. */
 static OpOutcome
-act_deleting(const char *id)
+act_deleting(const OpTarget *t)
 {
-	OpOutcome		o = remove_container(id);
-	DockerResult r;
+	const StorageProvider *s = t->storage;
+	OpOutcome	o = remove_instance(t);
 	bool		exists;
 
 	if (!o.ok)
 		return o;
-	/* a storage job's helper left by a crash would keep the volume in use */
-	r = docker_remove_job_container(id);
-	if (r.kind != DOCKER_OK)
-		return op_docker_failed(r, NULL);
-	r = docker_remove_volume(id);
-	if (r.kind != DOCKER_OK && r.kind != DOCKER_NOT_FOUND)
-		return op_docker_failed(r, NULL);
-	r = docker_volume_exists(id, &exists);
-	if (r.kind != DOCKER_OK)
-		return op_docker_failed(r, NULL);
+	/* a transfer's helper left by a crash would keep the home in use */
+	o = s->remove_transfers(s, t->id);
+	if (!o.ok)
+		return o;
+	o = s->remove_home(s, t->id);
+	if (!o.ok)
+		return o;
+	o = s->home_exists(s, t->id, &exists);
+	if (!o.ok)
+		return o;
 	if (exists)
-		return op_failed("Mismatch", NULL, psprintf("volume %s still exists after removal",
-												 docker_volume_name(id)));
+		return op_failed("Mismatch", NULL, psprintf("%s still exists after removal",
+													 s->describe(s, t->id)));
 	return op_succeeded();
 }
 
@@ -165,13 +169,13 @@ static OpOutcome
 act(const char *operation, const OpTarget *t)
 {
 	if (strcmp(operation, "PROVISIONING") == 0)
-		return act_provisioning(t->id);
+		return act_provisioning(t);
 	if (strcmp(operation, "STARTING") == 0)
-		return act_starting(t->id, t->image_ref);
+		return act_starting(t);
 	if (strcmp(operation, "STOPPING") == 0)
-		return remove_container(t->id);
+		return remove_instance(t);
 	if (strcmp(operation, "DELETING") == 0)
-		return act_deleting(t->id);
+		return act_deleting(t);
 	if (strcmp(operation, "ARCHIVING") == 0)
 		return act_archiving(t);
 	if (strcmp(operation, "RESTORING") == 0)
@@ -195,7 +199,8 @@ read_workspace(OpTarget *t, const char *operation)
 	int			ret;
 
 	wsctl_xact_begin("wsctl operation: reading the workspace");
-	ret = SPI_execute_with_args("SELECT image_ref, archive_key FROM wsctl.workspaces "
+	ret = SPI_execute_with_args("SELECT image_ref, archive_key, instance_backend::text, "
+								"storage_backend::text FROM wsctl.workspaces "
 								"WHERE id = $1 AND op_id = $2 AND operation::text = $3",
 								3, types, args, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
@@ -209,10 +214,39 @@ read_workspace(OpTarget *t, const char *operation)
 		t->image_ref = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0],
 															 SPI_tuptable->tupdesc, 1));
 		t->archive_key = key ? MemoryContextStrdup(cxt, key) : NULL;
+		t->instance_backend = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0],
+																	SPI_tuptable->tupdesc, 3));
+		t->storage_backend = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0],
+																   SPI_tuptable->tupdesc, 4));
 	}
 	wsctl_xact_commit();
 	MemoryContextSwitchTo(cxt);
 	return found;
+}
+
+/*
+ * The site of the workspace's (instance_backend, storage_backend). A
+ * backend that is not built, or whose setting was emptied, is a refusal
+ * counted like any other (ActionFailed BACKEND_DISABLED).
+ */
+static bool
+choose_backends(OpTarget *t, OpOutcome *o)
+{
+	const BackendSite *site = backend_site_find(t->instance_backend, t->storage_backend);
+
+	if (site == NULL || !site->enabled())
+	{
+		*o = op_failed("ActionFailed", "BACKEND_DISABLED",
+					   site == NULL ?
+					   psprintf("no backend implements instance_backend %s with storage_backend %s",
+								t->instance_backend, t->storage_backend) :
+					   psprintf("instance backend %s is not enabled: %s is empty",
+								t->instance_backend, site->setting));
+		return false;
+	}
+	t->instance = site->instance;
+	t->storage = site->storage;
+	return true;
 }
 
 /*
@@ -281,9 +315,12 @@ wsctl_operation_main(Datum arg)
 	if (!read_workspace(&t, s.operation))
 		o = op_failed("Mismatch", "SUPERSEDED",
 				   psprintf("workspace no longer has operation %s", s.operation));
+	else if (!choose_backends(&t, &o))
+		;
 	else
 	{
-		ereport(LOG, (errmsg("wsctl operation: workspace %s: %s started", t.id, s.operation)));
+		ereport(LOG, (errmsg("wsctl operation: workspace %s: %s started on %s",
+							 t.id, s.operation, t.instance_backend)));
 		o = act(s.operation, &t);
 	}
 

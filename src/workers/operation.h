@@ -1,46 +1,13 @@
 /*
- * operation.h: the outcome an operation worker reports for its attempt.
+ * operation.h: what an operation worker acts on, and its actuators.
  */
 #ifndef WSCTL_OPERATION_H
 #define WSCTL_OPERATION_H
 
 #include "postgres.h"
 
-#include "docker.h"
+#include "backend.h"
 #include "utils/uuid.h"
-
-typedef struct OpOutcome
-{
-	bool		ok;
-	const char *reason;			/* ErrorReason: Unreachable, ActionFailed, Mismatch, DataLost */
-	const char *code;			/* S3_ACCESS_ERROR, CHECKSUM_MISMATCH, ... or NULL */
-	char	   *message;
-} OpOutcome;
-
-static inline OpOutcome
-op_succeeded(void)
-{
-	OpOutcome	o = {true, NULL, NULL, NULL};
-
-	return o;
-}
-
-static inline OpOutcome
-op_failed(const char *reason, const char *code, char *message)
-{
-	OpOutcome	o = {false, reason, code, message};
-
-	return o;
-}
-
-/* A Docker failure as an outcome: how the error policy classifies it (I8). */
-static inline OpOutcome
-op_docker_failed(DockerResult r, const char *default_code)
-{
-	const char *reason = r.kind == DOCKER_UNREACHABLE ? "Unreachable" : "ActionFailed";
-
-	return op_failed(reason, r.code ? r.code : default_code, r.message);
-}
 
 /* What an operation worker acts on. */
 typedef struct OpTarget
@@ -52,6 +19,10 @@ typedef struct OpTarget
 	char	   *image_ref;
 	char	   *archive_key;	/* NULL when none */
 	int			slot;			/* the operation slot (progress) */
+	char	   *instance_backend;	/* the workspace's columns */
+	char	   *storage_backend;
+	const InstanceController *instance;	/* from instance_backend */
+	const StorageProvider *storage;	/* from storage_backend */
 } OpTarget;
 
 /* The storage actuators (operation_storage.c). */

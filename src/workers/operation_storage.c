@@ -21,9 +21,8 @@
 #include "executor/spi.h"
 #include "utils/builtins.h"
 
-#include "docker.h"
 #include "operation.h"
-#include "storage_job.h"
+#include "archive_store.h"
 #include "worker_common.h"
 
 /*
@@ -83,40 +82,36 @@ find_uploaded(const OpTarget *t, const char *prefix, char **key)
 	return op_succeeded();
 }
 
-/* Uploads the volume through a fresh helper container. */
+/* Uploads the home: the provider streams it to key, then key.meta. */
 static OpOutcome
-upload_volume(const OpTarget *t, const char *key)
+upload_home(const OpTarget *t, const char *key)
 {
+	const StorageProvider *s = t->storage;
+	TransferRequest req = {0};
 	bool		exists;
-	DockerResult r = docker_volume_exists(t->id, &exists);
-	OpOutcome	o;
+	OpOutcome	o = s->home_exists(s, t->id, &exists);
 
-	if (r.kind != DOCKER_OK)
-		return op_docker_failed(r, NULL);
+	if (!o.ok)
+		return o;
 	if (!exists)
 		return op_failed("Mismatch", "VOLUME_NOT_FOUND",
-						 psprintf("volume %s does not exist and no archive of this operation was found",
-								  docker_volume_name(t->id)));
-	r = docker_remove_job_container(t->id);
-	if (r.kind != DOCKER_OK)
-		return op_docker_failed(r, NULL);
-	r = docker_create_job_container(t->id, t->image_ref);
-	if (r.kind != DOCKER_OK)
-		return op_docker_failed(r, "JOB_CREATE_FAILED");
-	o = storage_archive(t->id, key, t->slot);
-	if (!o.ok)
-		(void) docker_remove_job_container(t->id);
-	return o;
+						 psprintf("%s does not exist and no archive of this operation was found",
+								  s->describe(s, t->id)));
+	req.workspace_id = t->id;
+	req.image_ref = t->image_ref;
+	req.key = key;
+	req.progress_slot = t->slot;
+	return s->archive_home(s, &req);
 }
 
 OpOutcome
 act_archiving(const OpTarget *t)
 {
+	const StorageProvider *s = t->storage;
 	char	   *prefix = psprintf("archives/%s/%s/", t->id, t->op_id_text);
 	char	   *key;
 	bool		present;
 	bool		exists;
-	DockerResult r;
 	OpOutcome	o = find_uploaded(t, prefix, &key);
 
 	if (!o.ok)
@@ -127,7 +122,7 @@ act_archiving(const OpTarget *t)
 	else
 	{
 		key = psprintf("%s%s", prefix, storage_archive_file_name());
-		o = upload_volume(t, key);
+		o = upload_home(t, key);
 		if (!o.ok)
 			return o;
 	}
@@ -136,7 +131,7 @@ act_archiving(const OpTarget *t)
 		return op_failed("Mismatch", "SUPERSEDED",
 						 pstrdup("the workspace no longer has this ARCHIVING operation; nothing was removed"));
 
-	/* the volume goes only while its committed archive is in the bucket */
+	/* the home goes only while its committed archive is in the bucket */
 	o = storage_archive_present(key, &present);
 	if (!o.ok)
 		return o;
@@ -144,76 +139,48 @@ act_archiving(const OpTarget *t)
 		return op_failed("ActionFailed", "ARCHIVE_NOT_FOUND",
 						 psprintf("archive %s or its meta is missing after the commit; the volume is kept",
 								  key));
-	r = docker_remove_job_container(t->id);
-	if (r.kind != DOCKER_OK)
-		return op_docker_failed(r, NULL);
-	r = docker_remove_volume(t->id);
-	if (r.kind != DOCKER_OK && r.kind != DOCKER_NOT_FOUND)
-		return op_docker_failed(r, NULL);
-	r = docker_volume_exists(t->id, &exists);
-	if (r.kind != DOCKER_OK)
-		return op_docker_failed(r, NULL);
+	o = s->remove_transfers(s, t->id);
+	if (!o.ok)
+		return o;
+	o = s->remove_home(s, t->id);
+	if (!o.ok)
+		return o;
+	o = s->home_exists(s, t->id, &exists);
+	if (!o.ok)
+		return o;
 	if (exists)
-		return op_failed("Mismatch", NULL, psprintf("volume %s still exists after removal",
-													docker_volume_name(t->id)));
-	return op_succeeded();
-}
-
-/* Removes the helper and the volume; an unverified home must not stay. */
-static OpOutcome
-remove_home(const OpTarget *t)
-{
-	DockerResult r = docker_remove_job_container(t->id);
-
-	if (r.kind != DOCKER_OK)
-		return op_docker_failed(r, NULL);
-	r = docker_remove_volume(t->id);
-	if (r.kind != DOCKER_OK && r.kind != DOCKER_NOT_FOUND)
-		return op_docker_failed(r, NULL);
+		return op_failed("Mismatch", NULL, psprintf("%s still exists after removal",
+													 s->describe(s, t->id)));
 	return op_succeeded();
 }
 
 OpOutcome
 act_restoring(const OpTarget *t)
 {
+	const StorageProvider *s = t->storage;
+	TransferRequest req = {0};
 	int64		size = -1;
 	char	   *sha256 = NULL;
-	DockerResult r;
 	OpOutcome	o;
 
 	if (t->archive_key == NULL)
 		return op_failed("DataLost", "ARCHIVE_NOT_FOUND",
 						 pstrdup("the workspace has no archive to restore"));
 	/* crash-only: start from nothing, whatever an earlier attempt left */
-	o = remove_home(t);
+	o = s->remove_transfers(s, t->id);
+	if (o.ok)
+		o = s->remove_home(s, t->id);
 	if (!o.ok)
 		return o;
 	o = storage_check_archive(t->archive_key, &size, &sha256);
 	if (!o.ok)
 		return o;
 
-	r = docker_create_volume(t->id);
-	if (r.kind != DOCKER_OK)
-		return op_docker_failed(r, "VOLUME_CREATE_FAILED");
-	r = docker_create_job_container(t->id, t->image_ref);
-	if (r.kind != DOCKER_OK)
-	{
-		(void) remove_home(t);
-		return op_docker_failed(r, "JOB_CREATE_FAILED");
-	}
-	o = storage_restore(t->id, t->archive_key, size, sha256, t->slot);
-	if (!o.ok)
-	{
-		OpOutcome	removed = remove_home(t);
-
-		if (!removed.ok)
-			ereport(WARNING,
-					(errmsg("wsctl operation: workspace %s: RESTORING failed and the unverified volume could not be removed: %s",
-							t->id, removed.message)));
-		return o;
-	}
-	r = docker_remove_job_container(t->id);
-	if (r.kind != DOCKER_OK)
-		return op_docker_failed(r, NULL);
-	return op_succeeded();
+	req.workspace_id = t->id;
+	req.image_ref = t->image_ref;
+	req.key = t->archive_key;
+	req.expected_sha256 = sha256;
+	req.size = size;
+	req.progress_slot = t->slot;
+	return s->restore_home(s, &req);
 }

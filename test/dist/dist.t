@@ -45,11 +45,15 @@ report $r "every entry is under one top directory $name/"
 [ $r -eq 0 ] || echo "$tops" | head | diag
 
 missing=()
+# every update script of the work tree (wsctl--0.1--0.2.0.sql, ...), the last one ending at $ver
+mapfile -t updates < <(cd "$top" && ls wsctl--*--*.sql)
 for f in META.json Makefile wsctl.control README.md src/wsctl.c src/sql/00_types.sql src/relay/wsctl-sse.c \
-	docs/operations.md docs/sql-api.md test/run-tests.sh "wsctl--0.1--$ver.sql"; do
+	src/backends/backend.h docs/operations.md docs/sql-api.md test/run-tests.sh "${updates[@]}"; do
 	grep -qx "$name/$f" "$tmp/list" || missing+=("$f")
 done
-report ${#missing[@]} "the tarball holds META.json, Makefile, the control file, the upgrade script, src/, docs/, test/"
+report ${#missing[@]} "the tarball holds META.json, Makefile, the control file, the update scripts (${updates[*]}), src/, docs/, test/"
+is_last=$(printf '%s\n' "${updates[@]}" | grep -c -- "--$ver\.sql\$")
+report $((is_last == 1 ? 0 : 1)) "one update script ends at $ver"
 [ ${#missing[@]} -eq 0 ] || echo "missing: ${missing[*]}" | diag
 
 # Build products, and what `make`/`make installcheck` leave behind, are not tracked.

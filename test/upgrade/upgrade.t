@@ -128,9 +128,21 @@ else
 	diag "missing: ${missing[*]:-none found in the script}"
 fi
 
-is "an update path $FROM_VERSION -> $default_version is installed (wsctl--$FROM_VERSION--$default_version.sql)" \
+# The chain of update scripts in the repository, from FROM_VERSION to the
+# default version: one script per released version (docs/decisions.md).
+chain=$FROM_VERSION
+chain_scripts=()
+v=$FROM_VERSION
+while [ "$v" != "$default_version" ]; do
+	next=$(cd "$top" && ls wsctl--"$v"--*.sql 2>/dev/null | sed -E "s/^wsctl--$v--(.*)\.sql$/\1/" | head -1)
+	[ -n "$next" ] || break
+	chain_scripts+=("$ext_dir/wsctl--$v--$next.sql")
+	chain="$chain--$next"
+	v=$next
+done
+is "an update path $FROM_VERSION -> $default_version is installed, one script per version ($chain)" \
 	"$(psql_db postgres "SELECT path FROM pg_extension_update_paths('wsctl') WHERE source = '$FROM_VERSION' AND target = '$default_version'")" \
-	"$FROM_VERSION--$default_version"
+	"$chain"
 
 # Roles are the cluster's, not a database's: the databases of this test see
 # the roles the cluster's other databases made, so the catalog comparison
@@ -142,15 +154,14 @@ role_statements() {
 		tr 'A-Z' 'a-z' | sed -E 's/[[:space:]]+/ /g; s/ *$//' | sort -u
 }
 fresh_script=$ext_dir/wsctl--$default_version.sql
-update_script=$ext_dir/wsctl--$FROM_VERSION--$default_version.sql
 role_statements "$fresh_script" >"$tmp/roles.fresh"
-role_statements "$KEPT_SCRIPT" "$update_script" >"$tmp/roles.path"
+role_statements "$KEPT_SCRIPT" "${chain_scripts[@]}" >"$tmp/roles.path"
 missing_roles=$(comm -23 "$tmp/roles.fresh" "$tmp/roles.path" | paste -sd ';' -)
 if [ -s "$tmp/roles.fresh" ] && [ -z "$missing_roles" ]; then
 	ok "every role the install script creates or grants is created or granted on the update path ($(paste -sd ';' - <"$tmp/roles.fresh"))"
 else
 	not_ok "every role the install script creates or grants is created or granted on the update path"
-	diag "missing from wsctl--$FROM_VERSION--$default_version.sql: ${missing_roles:-(no role statement found in $fresh_script)}"
+	diag "missing from the update scripts ($chain): ${missing_roles:-(no role statement found in $fresh_script)}"
 fi
 
 # ------------------------------------------------------------ 0.1, used through its API

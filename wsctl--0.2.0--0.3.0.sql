@@ -1,0 +1,241 @@
+-- wsctl--0.2.0--0.3.0.sql: ALTER EXTENSION wsctl UPDATE from 0.2.0 to 0.3.0.
+--
+-- 0.3.0 puts the backends behind the InstanceController / StorageProvider
+-- interfaces (src/backends/backend.h) and adds a second instance backend,
+-- remote-docker (a second Docker daemon, wsctl.remote_docker_host). Like
+-- wsctl--0.1--0.2.0.sql (whose header says what each kind of change to
+-- src/sql/ needs here), it turns an installed 0.2.0 into exactly what
+-- CREATE EXTENSION gives with 0.3.0's install script; test/upgrade/upgrade.t
+-- checks that through the chain 0.1 -> 0.2.0 -> 0.3.0.
+--
+-- The library: install the new build and restart PostgreSQL, then run
+-- ALTER EXTENSION wsctl UPDATE at once: 0.3.0's HealthMonitor calls the
+-- functions below, so until the update its ticks fail (and write nothing).
+
+-- The new enum value is not used in this script: PostgreSQL refuses a value
+-- added in the same transaction.
+ALTER TYPE wsctl.instance_backend ADD VALUE 'remote-docker';
+COMMENT ON TYPE wsctl.instance_backend IS
+	'Where the workspace container runs: local-docker (wsctl.docker_host), remote-docker (a second daemon, wsctl.remote_docker_host); k8s is designed, not built';
+
+-- The heartbeat, one row per instance backend: the old single row is only a
+-- heartbeat (every row keeps its own observed_at), so it is dropped, not
+-- converted; the next tick writes the new row.
+DROP TABLE wsctl.health_observation;
+CREATE TABLE wsctl.health_observation (
+	instance_backend wsctl.instance_backend PRIMARY KEY,
+	observed_at      timestamptz,
+	skipped          uuid[] NOT NULL DEFAULT '{}'
+);
+COMMENT ON TABLE wsctl.health_observation IS
+	'HealthMonitor heartbeat, one row per instance backend: when the last complete tick listed its site, and the workspaces it skipped';
+GRANT SELECT ON wsctl.health_observation TO wsctl_api;
+
+CREATE FUNCTION wsctl._backend_enabled(instance_backend text, storage_backend text)
+RETURNS bool
+LANGUAGE c STABLE STRICT
+AS 'MODULE_PATHNAME', 'wsctl_backend_enabled';
+COMMENT ON FUNCTION wsctl._backend_enabled(text, text) IS
+	'Whether wsctl.so implements this instance_backend / storage_backend pair and its setting enables it (remote-docker: wsctl.remote_docker_host set)';
+
+CREATE OR REPLACE FUNCTION wsctl._observed_at(w wsctl.workspaces)
+RETURNS timestamptz
+LANGUAGE sql STABLE
+AS $$
+	SELECT CASE
+		WHEN w.observed_at IS NULL THEN NULL
+		WHEN w.deleted_at IS NOT NULL AND w.observed_status = 'DELETED' AND w.operation = 'NONE'
+			THEN w.observed_at		-- no longer watched
+		ELSE greatest(w.observed_at,
+					  (SELECT h.observed_at FROM wsctl.health_observation AS h
+						WHERE h.instance_backend = w.instance_backend
+						  AND NOT (w.id = ANY (h.skipped))))
+	END
+$$;
+COMMENT ON FUNCTION wsctl._observed_at(wsctl.workspaces) IS
+	'Last observation of a workspace: its observed_at or, when later and it was covered, the HealthMonitor heartbeat of its instance backend (wsctl.health_observation)';
+
+DROP FUNCTION wsctl._record_observations(uuid[], bool[], uuid[], timestamptz);
+CREATE FUNCTION wsctl._record_observations(backend wsctl.instance_backend,
+										   container_ids uuid[], container_running bool[],
+										   volume_ids uuid[], observed_at timestamptz)
+RETURNS int
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET wsctl.component = 'health_monitor'
+AS $$
+DECLARE
+	r          record;
+	w          wsctl.workspaces;
+	status     wsctl.status;
+	violation  text;
+	new_error  jsonb;
+	changed    int := 0;
+	skipped_ids uuid[] := '{}';
+BEGIN
+	-- Judged first without locks, from the committed rows: most rows agree
+	-- with Docker and are neither locked nor written.
+	FOR r IN
+		WITH c AS (SELECT u.id, bool_or(u.running) AS running
+					 FROM unnest(container_ids, container_running) AS u(id, running)
+					GROUP BY u.id),
+			 v AS (SELECT DISTINCT u.id FROM unnest(volume_ids) AS u(id)),
+			 o AS (SELECT x.id, x.observed_at AS seen_at, x.observed_status, x.error_info,
+						  c.id IS NOT NULL AS has_c, coalesce(c.running, false) AS running,
+						  v.id IS NOT NULL AS has_v,
+						  wsctl.observe_status(x, c.id IS NOT NULL, coalesce(c.running, false),
+											   v.id IS NOT NULL) AS status,
+						  wsctl.observe_violation(x, c.id IS NOT NULL, coalesce(c.running, false),
+												  v.id IS NOT NULL) AS violation
+					 FROM wsctl.workspaces AS x
+					 LEFT JOIN c ON c.id = x.id
+					 LEFT JOIN v ON v.id = x.id
+					WHERE x.instance_backend = backend
+					  AND (x.deleted_at IS NULL OR x.observed_status <> 'DELETED' OR x.operation <> 'NONE'))
+		SELECT o.id, o.has_c, o.running, o.has_v
+		  FROM o
+		 WHERE o.seen_at IS NULL
+			OR o.status IS DISTINCT FROM o.observed_status
+			OR (o.violation IS NOT NULL AND o.error_info IS NULL AND o.status = 'ERROR')
+		 ORDER BY o.id
+	LOOP
+		-- Then locked, and judged again from the locked row. A row another
+		-- session holds (a client idle in a transaction) is skipped this tick
+		-- instead of stalling every other workspace.
+		SELECT x.* INTO w FROM wsctl.workspaces AS x WHERE x.id = r.id FOR UPDATE SKIP LOCKED;
+		IF NOT FOUND THEN
+			skipped_ids := skipped_ids || r.id;
+			CONTINUE;
+		END IF;
+		status := wsctl.observe_status(w, r.has_c, r.running, r.has_v);
+		violation := wsctl.observe_violation(w, r.has_c, r.running, r.has_v);
+		-- An invariant violation is recorded only over an empty error_info.
+		new_error := CASE WHEN violation IS NOT NULL AND w.error_info IS NULL AND status = 'ERROR'
+					 THEN wsctl.invariant_error(violation, w.operation, r.has_c, r.has_v, w.archive_key) END;
+		BEGIN
+			UPDATE wsctl.workspaces AS x
+			   SET observed_status = status,
+				   observed_at = _record_observations.observed_at,
+				   error_info = coalesce(new_error, x.error_info),
+				   error_message = coalesce(new_error ->> 'message', x.error_message)
+			 WHERE x.id = w.id;
+			IF status IS DISTINCT FROM w.observed_status THEN
+				changed := changed + 1;
+				RAISE LOG 'wsctl health_monitor: workspace % observed % -> %', w.id, w.observed_status, status;
+			END IF;
+		EXCEPTION WHEN OTHERS THEN
+			skipped_ids := skipped_ids || w.id;
+			RAISE WARNING 'wsctl health_monitor: workspace %: observation not recorded: %', w.id, SQLERRM;
+		END;
+	END LOOP;
+
+	-- The heartbeat: every watched row of the site not named in skipped
+	-- agrees with this tick's listing.
+	INSERT INTO wsctl.health_observation AS h (instance_backend, observed_at, skipped)
+	VALUES (backend, _record_observations.observed_at, skipped_ids)
+	ON CONFLICT (instance_backend)
+	DO UPDATE SET observed_at = excluded.observed_at, skipped = excluded.skipped;
+	RETURN changed;
+END
+$$;
+COMMENT ON FUNCTION wsctl._record_observations(wsctl.instance_backend, uuid[], bool[], uuid[], timestamptz) IS
+	'HealthMonitor write: observe_status() for every watched workspace of one instance backend from one listing of its site''s instances and homes; writes only the rows whose observation changed (or never observed) and the site''s heartbeat; returns how many statuses changed';
+
+DROP FUNCTION wsctl._docker_resources_expected();
+CREATE FUNCTION wsctl._backend_resources_expected(backend wsctl.instance_backend)
+RETURNS bool
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT EXISTS (SELECT 1 FROM wsctl.workspaces AS x
+					WHERE x.instance_backend = backend
+					  AND x.observed_status IN ('STANDBY', 'RUNNING'))
+$$;
+COMMENT ON FUNCTION wsctl._backend_resources_expected(wsctl.instance_backend) IS
+	'Whether some workspace of this instance backend is observed STANDBY or RUNNING, i.e. has resources on its site (the HealthMonitor creates the site''s marker only when none does)';
+
+CREATE FUNCTION wsctl._check_backend(instance_backend wsctl.instance_backend)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+BEGIN
+	PERFORM wsctl._check_not_null('instance_backend', instance_backend IS NULL);
+	IF NOT wsctl._backend_enabled(instance_backend::text, 'docker-volume') THEN
+		RAISE EXCEPTION 'instance backend % is not available', instance_backend
+			USING ERRCODE = '0A000',
+				  DETAIL = CASE instance_backend::text
+					WHEN 'remote-docker' THEN 'wsctl.remote_docker_host is empty.'
+					ELSE 'This wsctl.so has no implementation of it (docs/kubernetes.md describes the k8s backend).' END,
+				  HINT = 'Use local-docker, or set wsctl.remote_docker_host for remote-docker.';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION wsctl._check_backend(wsctl.instance_backend) IS
+	'0A000 for an instance backend that is not built (k8s) or not enabled (remote-docker without wsctl.remote_docker_host)';
+
+DROP FUNCTION wsctl.create_workspace(uuid, text, text, wsctl.status, text, text, int, int);
+CREATE FUNCTION wsctl.create_workspace(owner_user_id uuid, name text, image_ref text,
+									   desired_state wsctl.status DEFAULT 'RUNNING',
+									   description text DEFAULT NULL, memo text DEFAULT NULL,
+									   standby_ttl_seconds int DEFAULT 300,
+									   archive_ttl_seconds int DEFAULT 86400,
+									   instance_backend wsctl.instance_backend DEFAULT 'local-docker')
+RETURNS wsctl.workspace_info
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET wsctl.component = 'api'
+AS $$
+DECLARE
+	new_id uuid := gen_random_uuid();
+	w      wsctl.workspaces;
+BEGIN
+	PERFORM wsctl._check_not_null('owner_user_id', owner_user_id IS NULL);
+	PERFORM wsctl._check_name(name);
+	PERFORM wsctl._check_image_ref(image_ref);
+	PERFORM wsctl._check_desired_state(desired_state);
+	PERFORM wsctl._check_length('description', description, 4096);
+	PERFORM wsctl._check_length('memo', memo, 65536);
+	PERFORM wsctl._check_ttls(standby_ttl_seconds, archive_ttl_seconds);
+	PERFORM wsctl._check_backend(create_workspace.instance_backend);
+
+	IF desired_state = 'RUNNING' THEN
+		PERFORM wsctl._lock_running_slots();
+		PERFORM wsctl._check_running_slot(owner_user_id, new_id);
+	END IF;
+
+	INSERT INTO wsctl.workspaces AS x
+		(id, owner_user_id, name, description, memo, image_ref, instance_backend,
+		 storage_backend, home_store_key, desired_state, standby_ttl_seconds, archive_ttl_seconds)
+	VALUES
+		(new_id, owner_user_id, name, description, memo, image_ref, create_workspace.instance_backend,
+		 'docker-volume', 'ws-' || new_id::text || '-home',
+		 desired_state, standby_ttl_seconds, archive_ttl_seconds)
+	RETURNING x.* INTO w;
+
+	PERFORM wsctl._wake_reconciler();
+	RETURN wsctl._info(w);
+END
+$$;
+COMMENT ON FUNCTION wsctl.create_workspace(uuid, text, text, wsctl.status, text, text, int, int, wsctl.instance_backend) IS
+	'Creates a workspace (observed PENDING) on instance_backend that the workers bring to desired_state. WS422 bad input, WS429 running limit, 0A000 backend not available';
+GRANT EXECUTE ON FUNCTION
+	wsctl.create_workspace(uuid, text, text, wsctl.status, text, text, int, int, wsctl.instance_backend)
+	TO wsctl_api;
+
+-- ------------------------------------------------------------ as 90_privileges.sql ends
+REVOKE ALL ON ALL TABLES IN SCHEMA wsctl FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA wsctl FROM PUBLIC;
+
+DO $$
+DECLARE
+	f regprocedure;
+BEGIN
+	FOR f IN
+		SELECT p.oid::regprocedure FROM pg_catalog.pg_proc AS p
+		 WHERE p.pronamespace = 'wsctl'::regnamespace
+		   AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) AS c WHERE c LIKE 'search\_path=%')
+	LOOP
+		EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp', f);
+	END LOOP;
+END
+$$;
