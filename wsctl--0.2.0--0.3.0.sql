@@ -1,16 +1,17 @@
 -- wsctl--0.2.0--0.3.0.sql: ALTER EXTENSION wsctl UPDATE from 0.2.0 to 0.3.0.
 --
 -- 0.3.0 puts the backends behind the InstanceController / StorageProvider
--- interfaces (src/backends/backend.h) and adds a second instance backend,
--- remote-docker (a second Docker daemon, wsctl.remote_docker_host). Like
+-- interfaces (src/backends/backend.h), adds a second instance backend,
+-- remote-docker (a second Docker daemon, wsctl.remote_docker_host), and
+-- stripes the API's running-slot lock by owner. Like
 -- wsctl--0.1--0.2.0.sql (whose header says what each kind of change to
 -- src/sql/ needs here), it turns an installed 0.2.0 into exactly what
 -- CREATE EXTENSION gives with 0.3.0's install script; test/upgrade/upgrade.t
 -- checks that through the chain 0.1 -> 0.2.0 -> 0.3.0.
 --
 -- The library: install the new build and restart PostgreSQL, then run
--- ALTER EXTENSION wsctl UPDATE at once: 0.3.0's HealthMonitor calls the
--- functions below, so until the update its ticks fail (and write nothing).
+-- ALTER EXTENSION wsctl UPDATE. Until then the HealthMonitor observes the
+-- local-docker site through 0.2.0's functions (docs/decisions.md).
 
 -- The new enum value is not used in this script: PostgreSQL refuses a value
 -- added in the same transaction.
@@ -154,6 +155,88 @@ $$;
 COMMENT ON FUNCTION wsctl._backend_resources_expected(wsctl.instance_backend) IS
 	'Whether some workspace of this instance backend is observed STANDBY or RUNNING, i.e. has resources on its site (the HealthMonitor creates the site''s marker only when none does)';
 
+-- The running-slot lock, striped by owner. The old lock row goes; a
+-- session of the old API that holds it finishes before this update can
+-- take its own locks.
+DELETE FROM wsctl.locks WHERE name = 'running_slots';
+INSERT INTO wsctl.locks (name, note)
+SELECT format('running_slots_%s', lpad(s::text, 2, '0')),
+	   format('running-slot claims of the owners of stripe %s (create, set_desired_state, wake)', s)
+  FROM generate_series(0, 15) AS s;
+CREATE FUNCTION wsctl._slot_stripe(owner uuid)
+RETURNS int
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS $$
+	SELECT get_byte(uuid_send(owner), 15) & 15
+$$;
+COMMENT ON FUNCTION wsctl._slot_stripe(uuid) IS
+	'The slot-lock stripe (0 .. 15) of an owner: the low 4 bits of its uuid';
+
+CREATE FUNCTION wsctl._stripe_claims()
+RETURNS TABLE (stripe int, claims bigint)
+LANGUAGE sql STABLE
+AS $$
+	SELECT wsctl._slot_stripe(w.owner_user_id), count(*)
+	  FROM wsctl.workspaces AS w
+	 WHERE (w.deleted_at IS NULL AND w.desired_state = 'RUNNING')
+		OR w.observed_status = 'RUNNING' OR w.operation = 'STARTING'
+	 GROUP BY 1
+$$;
+COMMENT ON FUNCTION wsctl._stripe_claims() IS
+	'Running-slot claims per slot-lock stripe (the quota check of _lock_running_slots)';
+
+DROP FUNCTION wsctl._lock_running_slots();
+CREATE FUNCTION wsctl._lock_running_slots(owner uuid)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	quota  int := current_setting('wsctl.max_running_global')::int / 16;
+	mine   int := wsctl._slot_stripe(owner);
+	within bool;
+BEGIN
+	IF current_setting('transaction_isolation') <> 'read committed' THEN
+		RAISE EXCEPTION 'running-slot claims require READ COMMITTED isolation'
+			USING ERRCODE = '0A000',
+				  DETAIL = format('The transaction runs at %s, whose snapshot could miss a concurrent claim.',
+								  upper(current_setting('transaction_isolation'))),
+				  HINT = 'Call the wsctl API outside REPEATABLE READ and SERIALIZABLE transactions.';
+	END IF;
+	IF owner IS NOT NULL AND quota > 0 THEN
+		-- The stripe alone, in a subtransaction: if the quotas do not
+		-- hold, rolling it back lets the stripe go before all are taken in
+		-- order (holding one while waiting for the others could deadlock).
+		BEGIN
+			PERFORM 1 FROM wsctl.locks AS l
+			  WHERE l.name = format('running_slots_%s', lpad(mine::text, 2, '0')) FOR UPDATE;
+			SELECT coalesce(bool_and(c.claims < quota OR (c.stripe <> mine AND c.claims <= quota)), true)
+			  INTO within FROM wsctl._stripe_claims() AS c;
+			IF within THEN
+				RETURN;
+			END IF;
+			RAISE EXCEPTION USING ERRCODE = 'WS4QU';	-- caught just below
+		EXCEPTION WHEN SQLSTATE 'WS4QU' THEN
+			NULL;
+		END;
+	END IF;
+	PERFORM 1 FROM wsctl.locks AS l WHERE l.name LIKE 'running\_slots\_%' ORDER BY l.name FOR UPDATE;
+END
+$$;
+COMMENT ON FUNCTION wsctl._lock_running_slots(uuid) IS
+	'Serializes the API''s running-slot claims: the owner''s stripe of wsctl.locks while every stripe is within its quota, else all 16 stripes in order; held to commit';
+
+CREATE FUNCTION wsctl._owner_of(workspace_id uuid)
+RETURNS uuid
+LANGUAGE plpgsql STABLE
+AS $$
+BEGIN
+	RETURN (SELECT x.owner_user_id FROM wsctl.workspaces AS x WHERE x.id = workspace_id);
+END
+$$;
+COMMENT ON FUNCTION wsctl._owner_of(uuid) IS
+	'owner_user_id of a workspace, read without a lock (it never changes): the slot-lock stripe of its claims';
+
 CREATE FUNCTION wsctl._check_backend(instance_backend wsctl.instance_backend)
 RETURNS void
 LANGUAGE plpgsql
@@ -199,7 +282,7 @@ BEGIN
 	PERFORM wsctl._check_backend(create_workspace.instance_backend);
 
 	IF desired_state = 'RUNNING' THEN
-		PERFORM wsctl._lock_running_slots();
+		PERFORM wsctl._lock_running_slots(owner_user_id);
 		PERFORM wsctl._check_running_slot(owner_user_id, new_id);
 	END IF;
 
@@ -221,6 +304,103 @@ COMMENT ON FUNCTION wsctl.create_workspace(uuid, text, text, wsctl.status, text,
 GRANT EXECUTE ON FUNCTION
 	wsctl.create_workspace(uuid, text, text, wsctl.status, text, text, int, int, wsctl.instance_backend)
 	TO wsctl_api;
+
+CREATE OR REPLACE FUNCTION wsctl.set_desired_state(workspace_id uuid, desired_state wsctl.status)
+RETURNS wsctl.workspace_info
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET wsctl.component = 'api'
+AS $$
+DECLARE
+	w wsctl.workspaces;
+BEGIN
+	PERFORM wsctl._check_not_null('workspace_id', workspace_id IS NULL);
+	PERFORM wsctl._check_desired_state(desired_state);
+	-- The slot lock comes before the row lock, in the same order as the
+	-- reconciler's STARTING claim, so the two can never deadlock. It is the
+	-- owner's: read without a lock (owner_user_id never changes).
+	IF desired_state = 'RUNNING' THEN
+		PERFORM wsctl._lock_running_slots(wsctl._owner_of(workspace_id));
+	END IF;
+	w := wsctl._live_workspace(workspace_id, true);
+	PERFORM wsctl._check_request(w, desired_state::text);
+	IF w.desired_state = desired_state THEN
+		RETURN wsctl._info(w);		/* already asked for: idempotent */
+	END IF;
+	PERFORM wsctl._check_archiving_available(w, desired_state);
+	IF desired_state = 'RUNNING' THEN
+		PERFORM wsctl._check_running_slot(w.owner_user_id, w.id);
+	END IF;
+
+	UPDATE wsctl.workspaces AS x SET desired_state = set_desired_state.desired_state
+	 WHERE x.id = w.id
+	RETURNING x.* INTO w;
+
+	PERFORM wsctl._wake_reconciler();
+	RETURN wsctl._info(w);
+END
+$$;
+COMMENT ON FUNCTION wsctl.set_desired_state(uuid, wsctl.status) IS
+	'Asks for PENDING, STANDBY or RUNNING. WS404 unknown, WS409 operation in progress or ERROR, WS422 bad input, WS429 running limit';
+
+CREATE OR REPLACE FUNCTION wsctl.wake_workspace(workspace_id uuid)
+RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET wsctl.component = 'api'
+AS $$
+DECLARE
+	w       wsctl.workspaces;
+	display text;
+	answer  jsonb;
+BEGIN
+	PERFORM wsctl._check_not_null('workspace_id', workspace_id IS NULL);
+	PERFORM wsctl._lock_running_slots(wsctl._owner_of(workspace_id));
+	w := wsctl._live_workspace(workspace_id, true);
+	display := wsctl.display_status(wsctl.effective_status(w.observed_status, w.error_info), w.archive_key);
+
+	IF display = 'ERROR' THEN
+		answer := jsonb_build_object('action', 'unavailable', 'http_status', 502,
+									 'message', 'an error occurred');
+	ELSIF w.operation <> 'NONE' THEN
+		answer := jsonb_build_object('action', 'wait', 'http_status', 202,
+									 'message', format('operation %s in progress', w.operation));
+	ELSIF display = 'ARCHIVED' THEN
+		answer := jsonb_build_object('action', 'unavailable', 'http_status', 502,
+									 'message', 'restore required');
+	ELSIF display = 'RUNNING' THEN
+		-- A user is here: cancel a pending TTL stop that has not started.
+		IF w.desired_state <> 'RUNNING' THEN
+			UPDATE wsctl.workspaces AS x SET desired_state = 'RUNNING' WHERE x.id = w.id;
+		END IF;
+		answer := jsonb_build_object('action', 'connect', 'http_status', 200,
+									 'message', 'workspace is running');
+	ELSIF display = 'STANDBY' THEN
+		IF w.desired_state <> 'RUNNING' THEN
+			BEGIN
+				PERFORM wsctl._check_running_slot(w.owner_user_id, w.id);
+			EXCEPTION WHEN SQLSTATE 'WS429' THEN
+				GET STACKED DIAGNOSTICS answer = PG_EXCEPTION_DETAIL;
+				RETURN jsonb_build_object('action', 'unavailable', 'http_status', 429,
+										  'display_status', display,
+										  'message', 'running limit reached; stop another workspace first')
+					   || jsonb_build_object('limit', answer::jsonb);
+			END;
+			UPDATE wsctl.workspaces AS x SET desired_state = 'RUNNING' WHERE x.id = w.id;
+			PERFORM wsctl._wake_reconciler();
+		END IF;
+		answer := jsonb_build_object('action', 'wait', 'http_status', 202,
+									 'message', 'workspace is starting');
+	ELSE
+		answer := jsonb_build_object('action', 'unavailable', 'http_status', 502,
+									 'message', 'start required');
+	END IF;
+	RETURN answer || jsonb_build_object('display_status', display);
+END
+$$;
+COMMENT ON FUNCTION wsctl.wake_workspace(uuid) IS
+	'The proxy''s auto-wake: {"action": connect|wait|unavailable, "http_status", "display_status", "message"}; wakes a STANDBY workspace (running limit checked). WS404 unknown';
+
 
 -- ------------------------------------------------------------ as 90_privileges.sql ends
 REVOKE ALL ON ALL TABLES IN SCHEMA wsctl FROM PUBLIC;

@@ -82,7 +82,9 @@ CREATE INDEX idx_workspaces_owner ON wsctl.workspaces (owner_user_id, created_at
 -- this table, which nobody but the extension's owner may read or update,
 -- so no other role can take or block them (an advisory-lock key could be
 -- taken by any LOGIN role: DESIGN section 5).
---   running_slots    serializes the API's running-slot claims
+--   running_slots_00 .. running_slots_15
+--                    the API's running-slot claims, striped by owner
+--                    (wsctl._lock_running_slots)
 --   starting_claims  serializes the reconciler's STARTING claims
 CREATE TABLE wsctl.locks (
 	name text PRIMARY KEY,
@@ -90,9 +92,12 @@ CREATE TABLE wsctl.locks (
 );
 COMMENT ON TABLE wsctl.locks IS
 	'Rows whose FOR UPDATE locks serialize running-slot claims; only the extension owner can lock them';
-INSERT INTO wsctl.locks (name, note) VALUES
-	('running_slots', 'API functions that can add a running slot (create, set_desired_state, wake)'),
-	('starting_claims', 'the reconciler''s STARTING claims, re-checked against the limits');
+INSERT INTO wsctl.locks (name, note)
+SELECT format('running_slots_%s', lpad(s::text, 2, '0')),
+	   format('running-slot claims of the owners of stripe %s (create, set_desired_state, wake)', s)
+  FROM generate_series(0, 15) AS s
+UNION ALL
+SELECT 'starting_claims', 'the reconciler''s STARTING claims, re-checked against the limits';
 
 -- Every attempt at an operation, launched by the reconciler and judged from
 -- its worker's outcome. An attempt without an outcome and without a live

@@ -3,23 +3,61 @@
 -- A workspace claims a running slot when it is asked to run (live, desired
 -- RUNNING), when its container is observed RUNNING, or while it is STARTING.
 -- Every API path that can add a slot (create, set_desired_state,
--- wake_workspace) first takes the row lock 'running_slots' in wsctl.locks,
--- then counts, then writes, and commits with the lock held. Under READ
+-- wake_workspace) first takes a slot lock (_lock_running_slots), then
+-- counts, then writes, and commits with the lock held. Under READ
 -- COMMITTED each statement takes a fresh snapshot, so the count taken
--- after the lock sees every claim committed before it: two claims for the
--- last slot are serialized and the second sees the first.
+-- after the lock sees every claim committed before it.
+--
+-- The locks are 16 rows of wsctl.locks, stripes: an owner's claims always
+-- take the stripe of its owner_user_id, so the per-user limit is counted
+-- under that owner's lock and two owners of different stripes do not wait
+-- for each other. The global limit is shared: a claim may go on with its
+-- stripe alone only while the claims of its stripe stay within a quota,
+-- floor(max_running_global / 16), and every other stripe within its quota
+-- too; then whatever the other stripes' transactions commit meanwhile, the
+-- total stays within max_running_global. Near the limit (or with a global
+-- limit below 16) a claim takes every stripe, in order, and counts exactly:
+-- the old single lock. docs/decisions.md has the argument.
+--
 -- The reconciler's STARTING claim never adds to what the API counts (the
 -- workspace is already desired RUNNING), so it takes its own lock,
 -- 'starting_claims', with SKIP LOCKED: an API session idle in a
--- transaction that holds 'running_slots' never stalls the reconciler.
+-- transaction that holds a slot lock never stalls the reconciler.
 
--- The lock is a row of wsctl.locks, which no role but the extension's owner
--- can lock: an advisory key could be held forever by any LOGIN role.
-CREATE FUNCTION wsctl._lock_running_slots()
+CREATE FUNCTION wsctl._slot_stripe(owner uuid)
+RETURNS int
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS $$
+	SELECT get_byte(uuid_send(owner), 15) & 15
+$$;
+COMMENT ON FUNCTION wsctl._slot_stripe(uuid) IS
+	'The slot-lock stripe (0 .. 15) of an owner: the low 4 bits of its uuid';
+
+-- Claims per stripe, for the quota check: committed rows and the caller's own.
+CREATE FUNCTION wsctl._stripe_claims()
+RETURNS TABLE (stripe int, claims bigint)
+LANGUAGE sql STABLE
+AS $$
+	SELECT wsctl._slot_stripe(w.owner_user_id), count(*)
+	  FROM wsctl.workspaces AS w
+	 WHERE (w.deleted_at IS NULL AND w.desired_state = 'RUNNING')
+		OR w.observed_status = 'RUNNING' OR w.operation = 'STARTING'
+	 GROUP BY 1
+$$;
+COMMENT ON FUNCTION wsctl._stripe_claims() IS
+	'Running-slot claims per slot-lock stripe (the quota check of _lock_running_slots)';
+
+-- The locks are rows of wsctl.locks, which no role but the extension's
+-- owner can lock: an advisory key could be held forever by any LOGIN role.
+CREATE FUNCTION wsctl._lock_running_slots(owner uuid)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	quota  int := current_setting('wsctl.max_running_global')::int / 16;
+	mine   int := wsctl._slot_stripe(owner);
+	within bool;
 BEGIN
 	IF current_setting('transaction_isolation') <> 'read committed' THEN
 		RAISE EXCEPTION 'running-slot claims require READ COMMITTED isolation'
@@ -28,11 +66,28 @@ BEGIN
 								  upper(current_setting('transaction_isolation'))),
 				  HINT = 'Call the wsctl API outside REPEATABLE READ and SERIALIZABLE transactions.';
 	END IF;
-	PERFORM 1 FROM wsctl.locks AS l WHERE l.name = 'running_slots' FOR UPDATE;
+	IF owner IS NOT NULL AND quota > 0 THEN
+		-- The stripe alone, in a subtransaction: if the quotas do not
+		-- hold, rolling it back lets the stripe go before all are taken in
+		-- order (holding one while waiting for the others could deadlock).
+		BEGIN
+			PERFORM 1 FROM wsctl.locks AS l
+			  WHERE l.name = format('running_slots_%s', lpad(mine::text, 2, '0')) FOR UPDATE;
+			SELECT coalesce(bool_and(c.claims < quota OR (c.stripe <> mine AND c.claims <= quota)), true)
+			  INTO within FROM wsctl._stripe_claims() AS c;
+			IF within THEN
+				RETURN;
+			END IF;
+			RAISE EXCEPTION USING ERRCODE = 'WS4QU';	-- caught just below
+		EXCEPTION WHEN SQLSTATE 'WS4QU' THEN
+			NULL;
+		END;
+	END IF;
+	PERFORM 1 FROM wsctl.locks AS l WHERE l.name LIKE 'running\_slots\_%' ORDER BY l.name FOR UPDATE;
 END
 $$;
-COMMENT ON FUNCTION wsctl._lock_running_slots() IS
-	'Serializes the API''s running-slot claims: row lock on wsctl.locks ''running_slots'', held to commit';
+COMMENT ON FUNCTION wsctl._lock_running_slots(uuid) IS
+	'Serializes the API''s running-slot claims: the owner''s stripe of wsctl.locks while every stripe is within its quota, else all 16 stripes in order; held to commit';
 
 -- Raises WS429 unless one more slot fits for workspace_id's owner. The
 -- caller holds the lock (_lock_running_slots). The workspace itself is not

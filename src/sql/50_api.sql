@@ -283,6 +283,19 @@ $$;
 COMMENT ON FUNCTION wsctl._check_backend(wsctl.instance_backend) IS
 	'0A000 for an instance backend that is not built (k8s) or not enabled (remote-docker without wsctl.remote_docker_host)';
 
+-- The owner of a workspace, read without a lock (NULL when there is none):
+-- which slot-lock stripe its claims take. owner_user_id never changes.
+CREATE FUNCTION wsctl._owner_of(workspace_id uuid)
+RETURNS uuid
+LANGUAGE plpgsql STABLE
+AS $$
+BEGIN
+	RETURN (SELECT x.owner_user_id FROM wsctl.workspaces AS x WHERE x.id = workspace_id);
+END
+$$;
+COMMENT ON FUNCTION wsctl._owner_of(uuid) IS
+	'owner_user_id of a workspace, read without a lock (it never changes): the slot-lock stripe of its claims';
+
 -- API -----------------------------------------------------------------------
 
 CREATE FUNCTION wsctl.create_workspace(owner_user_id uuid, name text, image_ref text,
@@ -310,7 +323,7 @@ BEGIN
 	PERFORM wsctl._check_backend(create_workspace.instance_backend);
 
 	IF desired_state = 'RUNNING' THEN
-		PERFORM wsctl._lock_running_slots();
+		PERFORM wsctl._lock_running_slots(owner_user_id);
 		PERFORM wsctl._check_running_slot(owner_user_id, new_id);
 	END IF;
 
@@ -342,9 +355,10 @@ BEGIN
 	PERFORM wsctl._check_not_null('workspace_id', workspace_id IS NULL);
 	PERFORM wsctl._check_desired_state(desired_state);
 	-- The slot lock comes before the row lock, in the same order as the
-	-- reconciler's STARTING claim, so the two can never deadlock.
+	-- reconciler's STARTING claim, so the two can never deadlock. It is the
+	-- owner's: read without a lock (owner_user_id never changes).
 	IF desired_state = 'RUNNING' THEN
-		PERFORM wsctl._lock_running_slots();
+		PERFORM wsctl._lock_running_slots(wsctl._owner_of(workspace_id));
 	END IF;
 	w := wsctl._live_workspace(workspace_id, true);
 	PERFORM wsctl._check_request(w, desired_state::text);
@@ -508,7 +522,7 @@ DECLARE
 	answer  jsonb;
 BEGIN
 	PERFORM wsctl._check_not_null('workspace_id', workspace_id IS NULL);
-	PERFORM wsctl._lock_running_slots();
+	PERFORM wsctl._lock_running_slots(wsctl._owner_of(workspace_id));
 	w := wsctl._live_workspace(workspace_id, true);
 	display := wsctl.display_status(wsctl.effective_status(w.observed_status, w.error_info), w.archive_key);
 

@@ -26,7 +26,7 @@ not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
 check() { if eval "$2"; then ok "$1"; else not_ok "$1"; fi; }
 q() { psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$db" -c "$1"; }
 
-echo "1..10"
+echo "1..15"
 dropdb --if-exists "$db" >/dev/null 2>&1
 createdb "$db"
 q "CREATE EXTENSION wsctl"
@@ -90,6 +90,25 @@ check "per-user claims never exceeded 2 while sampled (max seen: $max_user)" "[ 
 check "global claims never exceeded 7 while sampled (max seen: $max_global)" "[ ${max_global:-99} -le 7 ]"
 final=$(q "SELECT count(*) FROM wsctl.workspaces WHERE desired_state = 'RUNNING'")
 check "global claims after the load: $final <= 7" "[ $final -le 7 ]"
+
+# Striped slot locks (0.3.0): a global limit of 40 gives each of the 16
+# stripes a quota of 2, so claims of owners in different stripes take one
+# stripe each until the quotas fill, then every stripe. 120 workspaces over
+# 60 owners whose uuids spread over all stripes; the global limit must hold.
+q "ALTER DATABASE $db SET wsctl.max_running_global = 40"
+q "SELECT count(wsctl.set_desired_state(id, 'STANDBY')) FROM wsctl.workspaces WHERE desired_state = 'RUNNING' AND deleted_at IS NULL" >/dev/null
+q "UPDATE load_ws SET n = n + 10000"
+q "INSERT INTO load_ws SELECT n, (wsctl.create_workspace(('00000000-0000-0000-0001-' || lpad(to_hex((n % 60) + 1), 12, '0'))::uuid, 'striped-' || n, 'busybox', 'STANDBY')).id, ('00000000-0000-0000-0001-' || lpad(to_hex((n % 60) + 1), 12, '0'))::uuid FROM generate_series(1, 120) n"
+check "the 60 owners spread over all 16 stripes" "[ \"\$(q \"SELECT count(DISTINCT wsctl._slot_stripe(owner)) FROM load_ws WHERE n <= 120\")\" = 16 ]"
+if run_load 120 striped; then ok "pgbench: 24 sessions x 60 requests over 60 owners in 16 stripes"; else not_ok "pgbench striped"; fi
+granted=$(q "SELECT count(*) FROM load_outcome WHERE outcome = 'granted'")
+refused=$(q "SELECT count(*) FROM load_outcome WHERE outcome = 'refused'")
+echo "# striped: granted=$granted refused=$refused samples=$(wc -l < "$work/samples")"
+check "some requests were granted and some refused with WS429" "[ $granted -gt 0 ] && [ $refused -gt 0 ]"
+max_global=$(cut -d'|' -f2 "$work/samples" | sort -n | tail -1)
+check "global claims never exceeded 40 while sampled (max seen: $max_global)" "[ ${max_global:-99} -le 40 ]"
+final=$(q "SELECT count(*) FROM wsctl.workspaces WHERE desired_state = 'RUNNING'")
+check "global claims after the load: $final <= 40" "[ $final -le 40 ]"
 
 dropdb "$db"
 exit $((failed > 0))
