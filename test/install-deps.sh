@@ -3,8 +3,9 @@
 #
 # Idempotent and fast: it asks dpkg which packages are missing and only then runs
 # `apt-get update` and `apt-get install --no-install-recommends` for those.
-# Services that packages would start on install (postgresql, redis, docker, ceph) are kept
-# from starting: the test scripts start their own private instances on loopback.
+# Services that packages would start on install (postgresql, redis, docker, ceph, etcd,
+# patroni) are kept from starting: the test scripts start their own private instances on
+# loopback (31_patroni.t's etcd on its own ports, so a system etcd on 2379 is no matter).
 # Must run as root (apt-get). Usage: test/install-deps.sh
 set -euo pipefail
 
@@ -44,6 +45,8 @@ PACKAGES=(
     perl
     bc                                       # arithmetic in make demo and test/bench
     prometheus-postgres-exporter             # scrapes wsctl.metrics in 28_metrics.t
+    patroni                                  # 31_patroni.t: docs/operations.md's Patroni example
+    etcd-server                              # its DCS (31_patroni.t starts its own, never port 2379)
 )
 
 missing=()
