@@ -41,17 +41,20 @@ COMMENT ON FUNCTION wsctl._backend_enabled(text, text) IS
 
 CREATE OR REPLACE FUNCTION wsctl._observed_at(w wsctl.workspaces)
 RETURNS timestamptz
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $$
-	SELECT CASE
-		WHEN w.observed_at IS NULL THEN NULL
-		WHEN w.deleted_at IS NOT NULL AND w.observed_status = 'DELETED' AND w.operation = 'NONE'
-			THEN w.observed_at		-- no longer watched
-		ELSE greatest(w.observed_at,
-					  (SELECT h.observed_at FROM wsctl.health_observation AS h
-						WHERE h.instance_backend = w.instance_backend
-						  AND NOT (w.id = ANY (h.skipped))))
-	END
+BEGIN
+	IF w.observed_at IS NULL THEN
+		RETURN NULL;
+	END IF;
+	IF w.deleted_at IS NOT NULL AND w.observed_status = 'DELETED' AND w.operation = 'NONE' THEN
+		RETURN w.observed_at;		-- no longer watched
+	END IF;
+	RETURN greatest(w.observed_at,
+					(SELECT h.observed_at FROM wsctl.health_observation AS h
+					  WHERE h.instance_backend = w.instance_backend
+						AND NOT (w.id = ANY (h.skipped))));
+END
 $$;
 COMMENT ON FUNCTION wsctl._observed_at(wsctl.workspaces) IS
 	'Last observation of a workspace: its observed_at or, when later and it was covered, the HealthMonitor heartbeat of its instance backend (wsctl.health_observation)';
@@ -400,6 +403,25 @@ END
 $$;
 COMMENT ON FUNCTION wsctl.wake_workspace(uuid) IS
 	'The proxy''s auto-wake: {"action": connect|wait|unavailable, "http_status", "display_status", "message"}; wakes a STANDBY workspace (running limit checked). WS404 unknown';
+
+CREATE OR REPLACE FUNCTION wsctl.get_workspace(workspace_id uuid)
+RETURNS wsctl.workspace_info
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	w wsctl.workspaces;
+BEGIN
+	-- The common case in one query and no nested call; every other case
+	-- goes to _live_workspace(), which raises WS422 or WS404 as it should.
+	SELECT * INTO w FROM wsctl.workspaces AS x WHERE x.id = workspace_id;
+	IF NOT FOUND OR w.deleted_at IS NOT NULL THEN
+		w := wsctl._live_workspace(workspace_id, false);
+	END IF;
+	RETURN wsctl._info(w);
+END
+$$;
+COMMENT ON FUNCTION wsctl.get_workspace(uuid) IS 'One live workspace. WS422 NULL id, WS404 unknown or deleted';
 
 
 -- ------------------------------------------------------------ as 90_privileges.sql ends

@@ -190,20 +190,24 @@ COMMENT ON FUNCTION wsctl.observe_status(wsctl.workspaces, bool, bool, bool) IS
 -- own observed_at is written only when its observation changes (and the
 -- first time); every complete tick since then that covered the row (it was
 -- watched and not skipped) confirmed it, and the heartbeat holds the last.
--- NULL until the first observation.
+-- NULL until the first observation. plpgsql, not sql: called once per API
+-- result, and a plpgsql function keeps its query's plan for the session.
 CREATE FUNCTION wsctl._observed_at(w wsctl.workspaces)
 RETURNS timestamptz
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $$
-	SELECT CASE
-		WHEN w.observed_at IS NULL THEN NULL
-		WHEN w.deleted_at IS NOT NULL AND w.observed_status = 'DELETED' AND w.operation = 'NONE'
-			THEN w.observed_at		-- no longer watched
-		ELSE greatest(w.observed_at,
-					  (SELECT h.observed_at FROM wsctl.health_observation AS h
-						WHERE h.instance_backend = w.instance_backend
-						  AND NOT (w.id = ANY (h.skipped))))
-	END
+BEGIN
+	IF w.observed_at IS NULL THEN
+		RETURN NULL;
+	END IF;
+	IF w.deleted_at IS NOT NULL AND w.observed_status = 'DELETED' AND w.operation = 'NONE' THEN
+		RETURN w.observed_at;		-- no longer watched
+	END IF;
+	RETURN greatest(w.observed_at,
+					(SELECT h.observed_at FROM wsctl.health_observation AS h
+					  WHERE h.instance_backend = w.instance_backend
+						AND NOT (w.id = ANY (h.skipped))));
+END
 $$;
 COMMENT ON FUNCTION wsctl._observed_at(wsctl.workspaces) IS
 	'Last observation of a workspace: its observed_at or, when later and it was covered, the HealthMonitor heartbeat of its instance backend (wsctl.health_observation)';

@@ -493,11 +493,19 @@ RETURNS wsctl.workspace_info
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	w wsctl.workspaces;
 BEGIN
-	RETURN wsctl._info(wsctl._live_workspace(workspace_id, false));
+	-- The common case in one query and no nested call; every other case
+	-- goes to _live_workspace(), which raises WS422 or WS404 as it should.
+	SELECT * INTO w FROM wsctl.workspaces AS x WHERE x.id = workspace_id;
+	IF NOT FOUND OR w.deleted_at IS NOT NULL THEN
+		w := wsctl._live_workspace(workspace_id, false);
+	END IF;
+	RETURN wsctl._info(w);
 END
 $$;
-COMMENT ON FUNCTION wsctl.get_workspace(uuid) IS 'One live workspace. WS404 unknown or deleted';
+COMMENT ON FUNCTION wsctl.get_workspace(uuid) IS 'One live workspace. WS422 NULL id, WS404 unknown or deleted';
 
 CREATE FUNCTION wsctl.list_workspaces(owner_user_id uuid DEFAULT NULL)
 RETURNS SETOF wsctl.workspace_info
