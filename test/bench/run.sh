@@ -10,6 +10,8 @@
 # make test. The S3 store lives in RAM: WSCTL_RGW_MEMSTORE_BYTES (default
 # here 12 GiB) must hold what storage.sh keeps at once (its archives plus
 # the floor's object; deleted space comes back within seconds).
+# archive_concurrency starts services of its own (its S3 store sized for
+# N * SIZE_MB) beside these, which idle meanwhile.
 # WSCTL_TEST_KEEP=1 keeps the temp dir (logs). Exit status 1 if a
 # benchmark failed to run to the end.
 set -euo pipefail
@@ -17,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 TOP=$PWD
 export WSCTL_RGW_MEMSTORE_BYTES=${WSCTL_RGW_MEMSTORE_BYTES:-12884901888}
-benches=${WSCTL_BENCH:-storage convergence health_monitor idle_cost api_throughput worker_memory sse}
+benches=${WSCTL_BENCH:-storage convergence health_monitor idle_cost api_throughput worker_memory sse archive_concurrency}
 TMP=''
 failed=()
 
