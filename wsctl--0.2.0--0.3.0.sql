@@ -2,8 +2,9 @@
 --
 -- 0.3.0 puts the backends behind the InstanceController / StorageProvider
 -- interfaces (src/backends/backend.h), adds a second instance backend,
--- remote-docker (a second Docker daemon, wsctl.remote_docker_host), and
--- stripes the API's running-slot lock by owner. Like
+-- remote-docker (a second Docker daemon, wsctl.remote_docker_host),
+-- stripes the API's running-slot lock by owner, and caps the transfers
+-- claimed at once (wsctl.max_concurrent_transfers). Like
 -- wsctl--0.1--0.2.0.sql (whose header says what each kind of change to
 -- src/sql/ needs here), it turns an installed 0.2.0 into exactly what
 -- CREATE EXTENSION gives with 0.3.0's install script; test/upgrade/upgrade.t
@@ -422,6 +423,110 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION wsctl.get_workspace(uuid) IS 'One live workspace. WS422 NULL id, WS404 unknown or deleted';
+
+-- At most wsctl.max_concurrent_transfers transfers claimed at once.
+CREATE FUNCTION wsctl._transfer_slot_free()
+RETURNS bool
+LANGUAGE plpgsql STABLE
+AS $$
+BEGIN
+	RETURN (SELECT count(*) FROM wsctl.workspaces AS x
+			 WHERE x.operation IN ('ARCHIVING', 'RESTORING'))
+		   < current_setting('wsctl.max_concurrent_transfers')::int;
+END
+$$;
+COMMENT ON FUNCTION wsctl._transfer_slot_free() IS
+	'Whether fewer than wsctl.max_concurrent_transfers ARCHIVING or RESTORING operations are claimed (the reconciler claims one more only then)';
+
+CREATE OR REPLACE FUNCTION wsctl._reconcile_workspace(workspace_id uuid, worker_state text, worker_op_id uuid,
+										   worker_finished_at timestamptz, worker_reason text,
+										   worker_code text, worker_message text, can_launch bool)
+RETURNS wsctl.reconcile_action
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET wsctl.component = 'reconciler'
+AS $$
+DECLARE
+	w         wsctl.workspaces;
+	status    wsctl.status;
+	planned   wsctl.operation;
+	finished  bool := worker_state IN ('succeeded', 'failed');
+	slot_locked bool := false;
+	idle      wsctl.reconcile_action := wsctl._action(
+					CASE WHEN worker_state IN ('succeeded', 'failed') THEN 'release' ELSE 'none' END);
+BEGIN
+	-- Peek without a lock: a STARTING claim takes the claim lock first.
+	SELECT * INTO w FROM wsctl.workspaces AS x WHERE x.id = workspace_id;
+	IF NOT FOUND THEN
+		RETURN idle;
+	END IF;
+	IF w.operation = 'NONE'
+	   AND wsctl.plan_operation(w.observed_status, w.desired_state, w.archive_key, w.deleted_at) = 'STARTING' THEN
+		PERFORM 1 FROM wsctl.locks AS l WHERE l.name = 'starting_claims' FOR UPDATE SKIP LOCKED;
+		slot_locked := FOUND;
+	END IF;
+	SELECT * INTO w FROM wsctl.workspaces AS x WHERE x.id = workspace_id FOR UPDATE SKIP LOCKED;
+	IF NOT FOUND THEN
+		-- A worker's outcome stays in its slot until it can be recorded.
+		RETURN wsctl._action('none', detail => 'row locked by another session; skipped');
+	END IF;
+
+	-- A slot left from an earlier op_id (the operation was recovered or
+	-- replaced meanwhile) is never judged against the current one.
+	IF worker_state <> 'none' AND worker_op_id IS DISTINCT FROM w.op_id THEN
+		RETURN wsctl._action(CASE WHEN worker_state = 'busy' THEN 'terminate' ELSE 'release' END,
+							 detail => 'worker of an earlier op_id');
+	END IF;
+
+	status := wsctl.effective_status(w.observed_status, w.error_info);
+	planned := wsctl.plan_operation(status, w.desired_state, w.archive_key, w.deleted_at);
+
+	-- ERROR is skipped, except that a deleted workspace is torn down,
+	-- replacing the failed operation it kept; once DELETING is claimed the
+	-- workspace is in flight again until the HealthMonitor re-observes it.
+	IF status = 'ERROR'
+	   AND NOT (w.deleted_at IS NOT NULL AND w.operation = 'DELETING'
+				AND NOT coalesce((w.error_info ->> 'is_terminal')::bool, false)) THEN
+		IF worker_state = 'busy' THEN
+			RETURN wsctl._action('terminate', detail => 'workspace in ERROR');
+		ELSIF finished THEN
+			PERFORM wsctl._finish_attempt(w, CASE WHEN worker_state = 'succeeded' THEN 'succeeded' ELSE 'failed' END,
+										  nullif(worker_reason, ''), worker_code, nullif(worker_message, ''));
+			RETURN idle;
+		ELSIF planned <> 'DELETING' OR w.operation = 'DELETING' OR NOT can_launch THEN
+			RETURN idle;
+		END IF;
+		RETURN wsctl._claim(w, 'DELETING');
+	END IF;
+
+	IF w.operation <> 'NONE' THEN
+		RETURN wsctl._reconcile_in_flight(w, worker_state, worker_finished_at, worker_reason,
+										  worker_code, worker_message, can_launch);
+	END IF;
+
+	IF planned = 'NONE' OR worker_state <> 'none' OR NOT can_launch THEN
+		RETURN idle;
+	END IF;
+	IF planned = 'STARTING' THEN
+		-- The row changed between the peek and the lock, or another
+		-- reconciler holds the claim lock: claim next time.
+		IF NOT slot_locked THEN
+			RETURN wsctl._action('none', detail => 'STARTING claim lock not taken; retry');
+		END IF;
+		BEGIN
+			PERFORM wsctl._check_running_slot(w.owner_user_id, w.id, count_requests => false);
+		EXCEPTION WHEN SQLSTATE 'WS429' THEN
+			RETURN wsctl._action('none', detail => 'waiting for a running slot: ' || SQLERRM);
+		END;
+	END IF;
+	IF planned IN ('ARCHIVING', 'RESTORING') AND NOT wsctl._transfer_slot_free() THEN
+		RETURN wsctl._action('none', detail => 'waiting for a transfer slot (wsctl.max_concurrent_transfers)');
+	END IF;
+	RETURN wsctl._claim(w, planned);
+END
+$$;
+COMMENT ON FUNCTION wsctl._reconcile_workspace(uuid, text, uuid, timestamptz, text, text, text, bool) IS
+	'StateReconciler step for one workspace: completes, times out, records failures, retries or claims; returns the process action';
 
 
 -- ------------------------------------------------------------ as 90_privileges.sql ends

@@ -51,6 +51,7 @@ char	   *wsctl_redis_url = NULL;
 int			wsctl_gc_interval_ms = 3600 * 1000;
 int			wsctl_gc_orphan_delay_s = 2 * 3600;
 static int	wsctl_max_running_per_user = 2;
+static int	wsctl_max_concurrent_transfers = 2;
 static int	wsctl_max_running_global = 100;
 
 /* wsctl.component accepts '' or one of the wsctl.component enum labels. */
@@ -180,6 +181,11 @@ define_settings(void)
 							"Operation workers running at once.",
 							NULL, &wsctl_max_concurrent_operations, 10, 1,
 							WSCTL_MAX_OPERATION_SLOTS,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("wsctl.max_concurrent_transfers",
+							"ARCHIVING and RESTORING operations running at once.",
+							"Further ones wait, unclaimed, until one ends: every transfer streams through the database host.",
+							&wsctl_max_concurrent_transfers, 2, 1, WSCTL_MAX_OPERATION_SLOTS,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("wsctl.max_running_per_user",
 							"Running slots per owner.",

@@ -140,6 +140,25 @@ $$;
 COMMENT ON FUNCTION wsctl._finish_attempt(wsctl.workspaces, text, text, text, text) IS
 	'Records the outcome of the current attempt (succeeded, failed, vanished or superseded)';
 
+-- Whether one more ARCHIVING or RESTORING may be claimed. Every transfer
+-- streams through the database host, and ten at once move no more bytes
+-- per second than two while starving the API of CPU (docs/performance.md),
+-- so the next ones wait, unclaimed (their timeout not started), until one
+-- ends. The reconciler claims one workspace at a time, so the count taken
+-- here cannot race with another claim.
+CREATE FUNCTION wsctl._transfer_slot_free()
+RETURNS bool
+LANGUAGE plpgsql STABLE
+AS $$
+BEGIN
+	RETURN (SELECT count(*) FROM wsctl.workspaces AS x
+			 WHERE x.operation IN ('ARCHIVING', 'RESTORING'))
+		   < current_setting('wsctl.max_concurrent_transfers')::int;
+END
+$$;
+COMMENT ON FUNCTION wsctl._transfer_slot_free() IS
+	'Whether fewer than wsctl.max_concurrent_transfers ARCHIVING or RESTORING operations are claimed (the reconciler claims one more only then)';
+
 -- Docker could not be reached at all (connection refused, socket missing).
 -- That is not the workspace's failure: error_count does not move, and the
 -- time until the next attempt does not count toward the timeout
@@ -410,6 +429,9 @@ BEGIN
 		EXCEPTION WHEN SQLSTATE 'WS429' THEN
 			RETURN wsctl._action('none', detail => 'waiting for a running slot: ' || SQLERRM);
 		END;
+	END IF;
+	IF planned IN ('ARCHIVING', 'RESTORING') AND NOT wsctl._transfer_slot_free() THEN
+		RETURN wsctl._action('none', detail => 'waiting for a transfer slot (wsctl.max_concurrent_transfers)');
 	END IF;
 	RETURN wsctl._claim(w, planned);
 END

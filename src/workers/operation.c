@@ -14,6 +14,8 @@
  */
 #include "postgres.h"
 
+#include <sys/resource.h>
+
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -34,6 +36,9 @@
 /* How long STARTING waits for Docker to report the container running. */
 #define HEALTH_CHECK_TIMEOUT_MS 30000
 #define HEALTH_CHECK_POLL_MS 100
+
+/* The nice value of an ARCHIVING or RESTORING worker (0 is the server's). */
+#define TRANSFER_NICE 10
 
 static int	my_slot = -1;
 
@@ -165,6 +170,20 @@ act_deleting(const OpTarget *t)
 	return op_succeeded();
 }
 
+/*
+ * A transfer compresses, hashes and checks a whole home: the process that
+ * does it asks the kernel to run it after the database's own backends
+ * (the API's calls) when the CPU is short. It exits when the operation
+ * ends, so the priority is never given back.
+ */
+static void
+yield_cpu(void)
+{
+	errno = 0;
+	if (setpriority(PRIO_PROCESS, 0, TRANSFER_NICE) != 0)
+		ereport(LOG, (errmsg("wsctl operation: could not lower this transfer's CPU priority: %m")));
+}
+
 static OpOutcome
 act(const char *operation, const OpTarget *t)
 {
@@ -177,9 +196,15 @@ act(const char *operation, const OpTarget *t)
 	if (strcmp(operation, "DELETING") == 0)
 		return act_deleting(t);
 	if (strcmp(operation, "ARCHIVING") == 0)
+	{
+		yield_cpu();
 		return act_archiving(t);
+	}
 	if (strcmp(operation, "RESTORING") == 0)
+	{
+		yield_cpu();
 		return act_restoring(t);
+	}
 	return op_failed("ActionFailed", "NOT_IMPLEMENTED",
 					 psprintf("unknown operation %s", operation));
 }
