@@ -33,7 +33,7 @@
 #include "worker_common.h"
 #include "workers.h"
 
-/* How long STARTING waits for Docker to report the container running. */
+/* How long STARTING waits for the backend to report the instance running. */
 #define HEALTH_CHECK_TIMEOUT_MS 30000
 #define HEALTH_CHECK_POLL_MS 100
 
