@@ -27,7 +27,9 @@
 #      (baseline), and prints one table.
 #
 # As root, the extension installed. Environment: N (10), SIZE_MB (1024),
-# CLIENTS (2), RATE (500), CHUNK (10), RESTORE (1), DEADLINE (3600),
+# TRANSFERS (wsctl.max_concurrent_transfers: 2, the default; N lets all run
+# at once, as before 0.3.0), CLIENTS (2), RATE (500), CHUNK (10), RESTORE (1),
+# DEADLINE (3600),
 # MEMSTORE_BYTES (the S3 store's RAM, default (N * SIZE_MB + 1024) MiB;
 # an inherited WSCTL_RGW_MEMSTORE_BYTES, e.g. make bench's, is not used),
 # WSCTL_TEST_KEEP=1 keeps the temp dir. Needs about N * SIZE_MB of disk
@@ -41,6 +43,7 @@ clients=${CLIENTS:-2}
 rate=${RATE:-500}
 chunk=${CHUNK:-10}
 restore=${RESTORE:-1}
+transfers=${TRANSFERS:-2}
 deadline_s=${DEADLINE:-3600}
 export WSCTL_RGW_MEMSTORE_BYTES=${MEMSTORE_BYTES:-$(((n * size_mb + 1024) * 1048576))}
 ncpu=$(nproc)
@@ -85,6 +88,7 @@ mkdir -p "$work"
 pgbench=$(pg_config --bindir)/pgbench
 
 set_config wsctl.max_concurrent_operations "$n" || die "max_concurrent_operations"
+set_config wsctl.max_concurrent_transfers "$transfers" || die "max_concurrent_transfers"
 set_config wsctl.archive_part_size 16MB || die "archive_part_size"
 set_config wsctl.timeout_archiving 1h || die "timeout_archiving"
 set_config wsctl.timeout_restoring 1h || die "timeout_restoring"
@@ -333,7 +337,7 @@ fi
 # ---------------------------------------------------------------- table
 gib=$(printf '%.2f' "$(echo "scale=3; $n * $size_mb / 1024" | bc)")
 echo
-echo "$n homes of $size_mb MB (${gib} GiB; tar $((n * tar_bytes / 1000000)) MB), zstd, part size 16MB, max_concurrent_operations $n;"
+echo "$n homes of $size_mb MB (${gib} GiB; tar $((n * tar_bytes / 1000000)) MB), zstd, part size 16MB, max_concurrent_operations $n, max_concurrent_transfers $transfers;"
 echo "$ncpu cores; pgbench get_workspace: $clients clients, rate $rate/s (0: unthrottled), ${chunk}-s runs; CPU % of all $ncpu cores."
 row() {	# row LABEL KEY [FORMAT]
 	local p
