@@ -176,19 +176,6 @@ $$;
 COMMENT ON FUNCTION wsctl._slot_stripe(uuid) IS
 	'The slot-lock stripe (0 .. 15) of an owner: the low 4 bits of its uuid';
 
-CREATE FUNCTION wsctl._stripe_claims()
-RETURNS TABLE (stripe int, claims bigint)
-LANGUAGE sql STABLE
-AS $$
-	SELECT wsctl._slot_stripe(w.owner_user_id), count(*)
-	  FROM wsctl.workspaces AS w
-	 WHERE (w.deleted_at IS NULL AND w.desired_state = 'RUNNING')
-		OR w.observed_status = 'RUNNING' OR w.operation = 'STARTING'
-	 GROUP BY 1
-$$;
-COMMENT ON FUNCTION wsctl._stripe_claims() IS
-	'Running-slot claims per slot-lock stripe (the quota check of _lock_running_slots)';
-
 DROP FUNCTION wsctl._lock_running_slots();
 CREATE FUNCTION wsctl._lock_running_slots(owner uuid)
 RETURNS void
@@ -214,8 +201,14 @@ BEGIN
 		BEGIN
 			PERFORM 1 FROM wsctl.locks AS l
 			  WHERE l.name = format('running_slots_%s', lpad(mine::text, 2, '0')) FOR UPDATE;
+			-- claims per stripe: committed rows and the caller's own
 			SELECT coalesce(bool_and(c.claims < quota OR (c.stripe <> mine AND c.claims <= quota)), true)
-			  INTO within FROM wsctl._stripe_claims() AS c;
+			  INTO within
+			  FROM (SELECT wsctl._slot_stripe(w.owner_user_id) AS stripe, count(*) AS claims
+					  FROM wsctl.workspaces AS w
+					 WHERE (w.deleted_at IS NULL AND w.desired_state = 'RUNNING')
+						OR w.observed_status = 'RUNNING' OR w.operation = 'STARTING'
+					 GROUP BY 1) AS c;
 			IF within THEN
 				RETURN;
 			END IF;

@@ -65,4 +65,12 @@ printf '%-8s %-8s %-24s %-12s %-12s\n' N clients call calls_per_s target
 printf '%-8s %-8s %-24s %-12.0f %-12s\n' "$n" "$clients" get_workspace "$(run get "$dir/get.sql")" ">= 10000"
 printf '%-8s %-8s %-24s %-12.0f %-12s\n' "$n" "$clients" "set_desired_state PEND" "$(run pending "$dir/pending.sql")" ">= 2000"
 printf '%-8s %-8s %-24s %-12.0f %-12s\n' "$n" "$clients" "set_desired_state RUN*" "$(run running "$dir/running.sql")" ">= 2000"
-echo "* in a transaction rolled back: the running-slot lock is taken and released, nothing is actuated"
+# The same with one client: how much four clients on unrelated owners gain.
+printf '%-8s %-8s %-24s %-12.0f %-12s\n' "$n" 1 "set_desired_state RUN*" "$(clients=1 run running1 "$dir/running.sql")" "-"
+# The same with every claim on all 16 stripes (a global limit below 16
+# gives a quota of 0): the single lock of 0.2.0, for comparison.
+set_config wsctl.max_running_global 15 >/dev/null
+printf '%-8s %-8s %-24s %-12.0f %-12s\n' "$n" "$clients" "set_desired_state RUN*1" "$(run running_one "$dir/running.sql")" "-"
+reset_config wsctl.max_running_global
+echo "* in a transaction rolled back (BEGIN, the call, ROLLBACK: three statements): the slot lock is taken and released, nothing is actuated"
+echo "1 every claim takes all 16 stripes (wsctl.max_running_global 15, quota 0): what one lock for everybody gives"
