@@ -424,12 +424,13 @@ LANGUAGE plpgsql STABLE
 AS $$
 BEGIN
 	RETURN (SELECT count(*) FROM wsctl.workspaces AS x
-			 WHERE x.operation IN ('ARCHIVING', 'RESTORING'))
+			 WHERE x.operation IN ('ARCHIVING', 'RESTORING')
+			   AND wsctl.effective_status(x.observed_status, x.error_info) <> 'ERROR')
 		   < current_setting('wsctl.max_concurrent_transfers')::int;
 END
 $$;
 COMMENT ON FUNCTION wsctl._transfer_slot_free() IS
-	'Whether fewer than wsctl.max_concurrent_transfers ARCHIVING or RESTORING operations are claimed (the reconciler claims one more only then)';
+	'Whether fewer than wsctl.max_concurrent_transfers ARCHIVING or RESTORING operations are claimed by workspaces not in ERROR (the reconciler claims one more only then)';
 
 CREATE OR REPLACE FUNCTION wsctl._reconcile_workspace(workspace_id uuid, worker_state text, worker_op_id uuid,
 										   worker_finished_at timestamptz, worker_reason text,

@@ -144,20 +144,22 @@ COMMENT ON FUNCTION wsctl._finish_attempt(wsctl.workspaces, text, text, text, te
 -- streams through the database host, and ten at once move no more bytes
 -- per second than two while starving the API of CPU (docs/performance.md),
 -- so the next ones wait, unclaimed (their timeout not started), until one
--- ends. The reconciler claims one workspace at a time, so the count taken
--- here cannot race with another claim.
+-- ends. A workspace in ERROR keeps its failed operation but transfers
+-- nothing, so it does not count. The reconciler claims one workspace at a
+-- time, so the count taken here cannot race with another claim.
 CREATE FUNCTION wsctl._transfer_slot_free()
 RETURNS bool
 LANGUAGE plpgsql STABLE
 AS $$
 BEGIN
 	RETURN (SELECT count(*) FROM wsctl.workspaces AS x
-			 WHERE x.operation IN ('ARCHIVING', 'RESTORING'))
+			 WHERE x.operation IN ('ARCHIVING', 'RESTORING')
+			   AND wsctl.effective_status(x.observed_status, x.error_info) <> 'ERROR')
 		   < current_setting('wsctl.max_concurrent_transfers')::int;
 END
 $$;
 COMMENT ON FUNCTION wsctl._transfer_slot_free() IS
-	'Whether fewer than wsctl.max_concurrent_transfers ARCHIVING or RESTORING operations are claimed (the reconciler claims one more only then)';
+	'Whether fewer than wsctl.max_concurrent_transfers ARCHIVING or RESTORING operations are claimed by workspaces not in ERROR (the reconciler claims one more only then)';
 
 -- Docker could not be reached at all (connection refused, socket missing).
 -- That is not the workspace's failure: error_count does not move, and the
