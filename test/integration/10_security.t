@@ -339,9 +339,23 @@ is "4: a wsctl_admin role cannot terminate the reconciler -> 42501" \
 is "4: ... nor cancel it -> 42501" "$(sqlstate_as "$admin" "SELECT pg_cancel_backend($wpid)")" 42501
 
 # 5. Settings and wsctl.workers -----------------------------------------------
-for s in docker_host database container_network debug_operation_delay; do
+for s in docker_host remote_docker_host database container_network debug_operation_delay; do
 	is "5: SHOW wsctl.$s as a wsctl_api role -> 42501" "$(sqlstate_as "$api" "SHOW wsctl.$s")" 42501
 done
+# 0.3.0: the backend registry, the slot stripes and the transfer cap are
+# the extension's own; the heartbeat rows may be read, never written.
+for f in "wsctl._backend_enabled(text, text)" "wsctl._check_backend(wsctl.instance_backend)" \
+	"wsctl._slot_stripe(uuid)" "wsctl._owner_of(uuid)" "wsctl._transfer_slot_free()" \
+	"wsctl._backend_resources_expected(wsctl.instance_backend)"; do
+	is "5: $f is not executable by a wsctl_api role" \
+		"$(q "SELECT has_function_privilege('$api', '$f', 'EXECUTE')")" f
+done
+is "5: SET wsctl.max_concurrent_transfers as a wsctl_api role -> 55P02 (server setting)" \
+	"$(sqlstate_as "$api" "SET wsctl.max_concurrent_transfers = 64")" 55P02
+is "5: forging a heartbeat row (INSERT wsctl.health_observation) -> 42501" \
+	"$(sqlstate_as "$api" "INSERT INTO wsctl.health_observation (instance_backend, observed_at) VALUES ('remote-docker', now())")" 42501
+is "5: moving the heartbeat (UPDATE wsctl.health_observation) -> 42501" \
+	"$(sqlstate_as "$api" "UPDATE wsctl.health_observation SET observed_at = now()")" 42501
 is "5: current_setting('wsctl.docker_host') -> 42501" \
 	"$(sqlstate_as "$api" "SELECT current_setting('wsctl.docker_host')")" 42501
 is "5: current_setting('wsctl.docker_host', true) -> 42501" \
